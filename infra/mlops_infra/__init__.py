@@ -1,0 +1,1 @@
+"""mlops-infra: Pulumi components for ML platforms."""
