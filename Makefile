@@ -1,0 +1,44 @@
+# Thin wrappers; every target bootstraps uv and the locked virtualenv when missing.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+TOOLS := .venv-tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STACK ?= dev
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup plan up test lint typecheck unit bench bench-plan
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
+
+$(BIN)/mlops-infra: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON) --quiet
+	@touch $@
+
+setup: $(BIN)/mlops-infra
+
+plan: setup
+	$(BIN)/mlops-infra plan $(STACK)
+
+up: setup
+	pulumi up --stack $(STACK)
+
+lint: setup
+	$(BIN)/ruff check infra tests policies workloads monitoring examples
+	$(BIN)/ruff format --check infra tests policies workloads monitoring examples
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+bench-plan: setup
+	$(BIN)/python bench/bench_plan.py
+
+bench: bench-plan

@@ -1,0 +1,5 @@
+"""The Pulumi program: load this stack's config, validate it, declare its platform."""
+
+from mlops_infra.platform import program
+
+program()

@@ -1,0 +1,124 @@
+"""`mlops-infra`: validate, plan and render stacks offline. Its `--json` output is a contract (DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from mlops_infra.config import ConfigError, Problem, load_stack
+from mlops_infra.offline import Plan, evaluate, plan_json, resolve_stack_file
+
+EXIT_OK, EXIT_VIOLATION, EXIT_INVALID = 0, 1, 2
+STACKS_DIR = Path("stacks")
+
+
+class UsageError(Exception):
+    """A stack that cannot be found or read: reported like a config problem, exit code 2."""
+
+
+def _stack_files(stacks: Sequence[str], default_all: bool) -> list[Path]:
+    if not stacks and default_all:
+        files = sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
+        if not files:
+            raise UsageError(f"{STACKS_DIR}/: no Pulumi.<stack>.yaml files here; run from the project root")
+        return files
+    paths = [resolve_stack_file(s, STACKS_DIR) for s in stacks]
+    for stack, path in zip(stacks, paths, strict=True):
+        if not path.is_file():
+            known = ", ".join(sorted(p.name.split(".")[1] for p in STACKS_DIR.glob("Pulumi.*.yaml")))
+            raise UsageError(f"{path}: stack {stack!r} not found; known stacks: {known or 'none'}")
+    return paths
+
+
+def _plan(stack: str) -> Plan:
+    return evaluate(_stack_files([stack], default_all=False)[0])
+
+
+def cmd_validate(args: argparse.Namespace, out: Console) -> int:
+    problems: list[Problem] = []
+    for path in _stack_files(args.stacks, default_all=True):
+        try:
+            config = load_stack(path)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        out.print(f"{path}: valid ({config.environment}, {config.cloud}, {len(config.node_groups)} node groups)")
+    if problems:
+        raise ConfigError(problems)
+    return EXIT_OK
+
+
+def plan_document(plan: Plan) -> dict[str, Any]:
+    """The full `plan --json` object: the offline plan plus whatever the guardrail modules add."""
+    return plan_json(plan)
+
+
+def cmd_plan(args: argparse.Namespace, out: Console) -> int:
+    plan = _plan(args.stack)
+    if args.json:
+        print(json.dumps(plan_document(plan), indent=2, sort_keys=False))
+        return EXIT_OK
+    table = Table(title=f"{plan.stack}: {len(plan.resources)} resources", show_lines=False)
+    for column in ("type", "name", "parent", "protect"):
+        table.add_column(column, overflow="fold")
+    for r in plan.resources:
+        parent = r.parent.rsplit("::", 1)[-1] if r.parent else ""
+        table.add_row(r.type, r.name, parent, "yes" if r.protect else "")
+    out.print(table)
+    counts = Counter(r.type.split(":")[0] for r in plan.resources if r.custom)
+    out.print("by provider: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace, out: Console) -> int:
+    from mlops_infra.render import render
+
+    plan = _plan(args.stack)
+    files = render(plan, Path(args.out))
+    out.print(f"{plan.stack}: wrote {len(files)} files to {args.out}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops-infra", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate", help="validate stack config; exit 0 valid, 2 invalid")
+    p.add_argument("stacks", nargs="*", metavar="STACK", help="stack names or Pulumi.<name>.yaml paths")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("plan", help="resources a stack would create, evaluated offline")
+    p.add_argument("stack", metavar="STACK")
+    p.add_argument("--json", action="store_true", help="machine-readable plan (DESIGN.md shape)")
+    p.set_defaults(func=cmd_plan)
+    p = sub.add_parser("render", help="write the stack's Kubernetes manifests and Helm values as YAML")
+    p.add_argument("stack", metavar="STACK")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.set_defaults(func=cmd_render)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Console(stderr=False, soft_wrap=True)
+    err = Console(stderr=True, soft_wrap=True)
+    try:
+        code: int = args.func(args, out)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(str(problem), markup=False, highlight=False)
+        return EXIT_INVALID
+    except UsageError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        return EXIT_INVALID
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,691 @@
+"""Typed stack configuration: pydantic models, environment defaults and readable validation errors.
+
+A stack's config is validated completely before any resource is declared, so a typo never leaves a
+half-declared stack behind. Every problem becomes one line naming the file, the key path, the bad
+value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from mlops_infra.cost import catalog
+
+PROJECT = "mlops-platform"
+
+Environment = Literal["dev", "test", "prod"]
+Cloud = Literal["aws", "gcp", "local"]
+Role = Literal["system", "cpu", "gpu", "neuron", "tpu"]
+Capacity = Literal["on-demand", "spot"]
+TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+ACCELERATOR_ROLES: frozenset[str] = frozenset({"gpu", "neuron", "tpu"})
+
+
+@dataclass(frozen=True)
+class EnvironmentDefaults:
+    """Everything that differs between dev, test and prod, in one place."""
+
+    zone_count: int
+    nat_gateways: Literal["single", "per-zone"]
+    endpoint_private: bool
+    accelerator_capacity: Capacity
+    accelerator_min_size: int
+    protect_stateful: bool
+    flow_logs: bool
+    managed_services: bool
+    monitoring_retention_days: int
+    monitoring_storage_gb: int
+    scale_down_unneeded_time: str
+    serving_replicas: int
+
+
+ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
+    "dev": EnvironmentDefaults(
+        zone_count=2,
+        nat_gateways="single",
+        endpoint_private=False,
+        accelerator_capacity="spot",
+        accelerator_min_size=0,
+        protect_stateful=False,
+        flow_logs=False,
+        managed_services=False,
+        monitoring_retention_days=3,
+        monitoring_storage_gb=20,
+        scale_down_unneeded_time="5m",
+        serving_replicas=1,
+    ),
+    "test": EnvironmentDefaults(
+        zone_count=2,
+        nat_gateways="single",
+        endpoint_private=False,
+        accelerator_capacity="spot",
+        accelerator_min_size=0,
+        protect_stateful=False,
+        flow_logs=False,
+        managed_services=False,
+        monitoring_retention_days=7,
+        monitoring_storage_gb=50,
+        scale_down_unneeded_time="10m",
+        serving_replicas=2,
+    ),
+    "prod": EnvironmentDefaults(
+        zone_count=3,
+        nat_gateways="per-zone",
+        endpoint_private=True,
+        accelerator_capacity="on-demand",
+        accelerator_min_size=0,
+        protect_stateful=True,
+        flow_logs=True,
+        managed_services=True,
+        monitoring_retention_days=30,
+        monitoring_storage_gb=200,
+        scale_down_unneeded_time="15m",
+        serving_replicas=3,
+    ),
+}
+
+_VERSION_RE = re.compile(r"^1\.(2[89]|3[0-9])$")
+_LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
+_DURATION_RE = re.compile(r"^[0-9]+(s|m|h)$")
+_CRON_RE = re.compile(r"^(@(hourly|daily|weekly|monthly)|(\S+\s+){4}\S+)$")
+
+
+class Model(BaseModel):
+    """Base of every config model: camelCase keys as Pulumi writes them, unknown keys rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, validate_default=True
+    )
+
+
+class NetworkConfig(Model):
+    cidr: str = "10.0.0.0/16"
+    nat_gateways: Literal["single", "per-zone"] | None = None
+    flow_logs: bool | None = None
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        net = ipaddress.ip_network(v, strict=True)
+        if net.version != 4 or not 16 <= net.prefixlen <= 20:
+            raise ValueError("must be an IPv4 CIDR with a prefix between /16 and /20")
+        return v
+
+
+class EndpointConfig(Model):
+    private: bool | None = None
+    public_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("public_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            ipaddress.ip_network(cidr, strict=True)
+            if cidr.endswith("/0"):
+                raise ValueError(f"{cidr} opens the API to the internet; list the office/VPN CIDRs instead")
+        return v
+
+
+class ClusterConfig(Model):
+    name: str | None = None
+    version: str = "1.33"
+    endpoint: EndpointConfig = EndpointConfig()
+    logging: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
+        default_factory=lambda: ["api", "audit", "authenticator"]
+    )
+    admin_role_arns: list[str] = Field(default_factory=list)
+    kube_context: str | None = None
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        if isinstance(v, float | int):
+            raise ValueError(f"YAML read {v} as a number; quote the version, e.g. \"{v}\"")
+        if not isinstance(v, str) or not _VERSION_RE.match(v):
+            raise ValueError("must be a Kubernetes minor version between 1.28 and 1.39, quoted, e.g. \"1.33\"")
+        return v
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _arns(cls, v: list[str]) -> list[str]:
+        for arn in v:
+            if not re.match(r"^arn:aws:iam::\d{12}:(role|user)/[\w+=,.@/-]+$", arn):
+                raise ValueError(f"{arn!r} is not an IAM role or user ARN")
+        return v
+
+
+class Taint(Model):
+    key: str
+    value: str = ""
+    effect: TaintEffect = "NoSchedule"
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not _LABEL_KEY_RE.match(v):
+            raise ValueError("must be a Kubernetes label key such as example.com/dedicated")
+        return v
+
+
+class NodeGroupConfig(Model):
+    name: str
+    role: Role
+    instance_types: list[str] = Field(min_length=1, max_length=20)
+    capacity: Capacity = "on-demand"
+    min_size: int = Field(default=0, ge=0, le=1000)
+    desired_size: int | None = Field(default=None, ge=0, le=1000)
+    max_size: int = Field(ge=1, le=1000)
+    disk_size_gb: int = Field(default=100, ge=20, le=16384)
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+    tpu_topology: str | None = None
+    zones: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME_RE.match(v):
+            raise ValueError("must be lowercase letters, digits and '-', starting with a letter, at most 32 chars")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not _LABEL_KEY_RE.match(key):
+                raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
+        return v
+
+    @property
+    def accelerated(self) -> bool:
+        return self.role in ACCELERATOR_ROLES
+
+    @property
+    def desired(self) -> int:
+        """Desired size at creation; the autoscaler owns it afterwards."""
+        return self.min_size if self.desired_size is None else self.desired_size
+
+
+class AutoscalerConfig(Model):
+    enabled: bool = True
+    expander: str = "priority,least-waste"
+    scale_down_unneeded_time: str | None = None
+    scale_down_delay_after_add: str = "10m"
+    scale_down_utilization_threshold: float = Field(default=0.5, gt=0, le=1)
+    gpu_scale_down_utilization_threshold: float = Field(default=0.5, gt=0, le=1)
+    balance_similar_node_groups: bool = True
+    max_node_provision_time: str = "15m"
+
+    @field_validator("expander")
+    @classmethod
+    def _expander(cls, v: str) -> str:
+        allowed = {"random", "most-pods", "least-waste", "priority", "price", "least-nodes"}
+        for part in v.split(","):
+            if part not in allowed:
+                raise ValueError(f"expander {part!r} is unknown; allowed: {', '.join(sorted(allowed))}")
+        return v
+
+    @field_validator("scale_down_unneeded_time", "scale_down_delay_after_add", "max_node_provision_time")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        if v is not None and not _DURATION_RE.match(v):
+            raise ValueError("must be a duration such as 30s, 10m or 1h")
+        return v
+
+
+class RedisConfig(Model):
+    enabled: bool = True
+    mode: Literal["managed", "in-cluster"] | None = None
+    node_type: str = "cache.t4g.small"
+    replicas: int = Field(default=1, ge=0, le=5)
+    memory_mb: int = Field(default=512, ge=64, le=65536)
+
+
+class MlflowConfig(Model):
+    enabled: bool = True
+    database: Literal["managed", "in-cluster"] | None = None
+    database_instance_class: str = "db.t4g.medium"
+    database_storage_gb: int = Field(default=20, ge=20, le=16384)
+    backup_retention_days: int = Field(default=7, ge=1, le=35)
+    artifacts: Literal["object-store", "in-cluster"] | None = None
+    replicas: int = Field(default=1, ge=1, le=10)
+
+
+class MonitoringConfig(Model):
+    enabled: bool = True
+    retention_days: int | None = Field(default=None, ge=1, le=365)
+    storage_gb: int | None = Field(default=None, ge=5, le=16384)
+    grafana: bool = True
+
+
+class ServicesConfig(Model):
+    redis: RedisConfig = RedisConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+
+
+class ServingConfig(Model):
+    model: str = Field(pattern=r"^[a-z][-a-z0-9]{0,40}$")
+    alias: str = "champion"
+    replicas: int | None = Field(default=None, ge=1, le=200)
+    max_replicas: int | None = Field(default=None, ge=1, le=500)
+    gpu: bool = False
+    gpus_per_replica: int = Field(default=1, ge=1, le=8)
+    cpu: str = "1"
+    memory: str = "1Gi"
+    latency_slo_ms: int = Field(default=50, ge=1, le=10000)
+    cache_ttl_seconds: int = Field(default=300, ge=0, le=86400)
+    shadow_sample_rate: float = Field(default=0.0, ge=0, le=1)
+    image: str | None = None
+
+
+class RetrainingConfig(Model):
+    schedule: str = "0 3 * * 1"
+    drift_threshold: float = Field(default=0.25, gt=0, le=10)
+    drift_check_schedule: str = "*/30 * * * *"
+    min_new_labelled_rows: int = Field(default=50000, ge=1)
+    gpu: bool = False
+
+    @field_validator("schedule", "drift_check_schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if not _CRON_RE.match(v.strip()):
+            raise ValueError("must be a cron expression with five fields, e.g. \"0 3 * * 1\"")
+        return v
+
+
+class WorkloadsConfig(Model):
+    serving: ServingConfig | None = None
+    retraining: RetrainingConfig | None = None
+
+
+class BudgetConfig(Model):
+    monthly_usd: float = Field(gt=0)
+    basis: Literal["expected", "max"] = "expected"
+
+
+class StackConfig(Model):
+    """One stack's validated config; `defaults` holds the environment's defaults for everything unset."""
+
+    environment: Environment
+    cloud: Cloud
+    region: str | None = None
+    zones: list[str] | None = None
+    gcp_project: str | None = None
+    network: NetworkConfig = NetworkConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    node_groups: list[NodeGroupConfig] = Field(default_factory=list)
+    autoscaler: AutoscalerConfig = AutoscalerConfig()
+    services: ServicesConfig = ServicesConfig()
+    workloads: WorkloadsConfig = WorkloadsConfig()
+    budget: BudgetConfig | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def defaults(self) -> EnvironmentDefaults:
+        return ENVIRONMENT_DEFAULTS[self.environment]
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def protect_stateful(self) -> bool:
+        return self.defaults.protect_stateful
+
+    @property
+    def managed_services(self) -> bool:
+        """Managed cloud services (ElastiCache, RDS) only where a cloud exists and the environment wants them."""
+        return self.cloud == "aws" and self.defaults.managed_services
+
+    @property
+    def endpoint_private(self) -> bool:
+        private = self.cluster.endpoint.private
+        return self.defaults.endpoint_private if private is None else private
+
+    @property
+    def nat_gateways(self) -> str:
+        return self.network.nat_gateways or self.defaults.nat_gateways
+
+    @property
+    def flow_logs(self) -> bool:
+        return self.defaults.flow_logs if self.network.flow_logs is None else self.network.flow_logs
+
+    @property
+    def redis_mode(self) -> str:
+        return self.services.redis.mode or ("managed" if self.managed_services else "in-cluster")
+
+    @property
+    def mlflow_database(self) -> str:
+        return self.services.mlflow.database or ("managed" if self.managed_services else "in-cluster")
+
+    @property
+    def mlflow_artifacts(self) -> str:
+        default = "in-cluster" if self.cloud == "local" else "object-store"
+        return self.services.mlflow.artifacts or default
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name or f"mlops-{self.environment}"
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        """Tags on every cloud resource: the stack's own plus the ones cost reports group by."""
+        return {"environment": self.environment, "managed-by": "pulumi", "project": PROJECT, **self.tags}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading and error reporting
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One config problem: where it is, what was found, what is allowed."""
+
+    file: str
+    path: str
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: got {_show(self.value)}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised with every problem of a stack's config at once."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, Mapping) and "secure" in value:
+        return "[secret]"
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_TOP_KEYS = {f.alias or name: name for name, f in StackConfig.model_fields.items()}
+_FOREIGN_KEYS = {"aws:region": "region", "gcp:region": "region", "gcp:project": "gcpProject"}
+_IGNORED_FOREIGN_PREFIXES = ("aws:", "gcp:", "kubernetes:", "pulumi:", "docker:", "random:")
+
+
+def raw_from_stack_file(path: Path) -> tuple[dict[str, Any], list[Problem]]:
+    """Read a `Pulumi.<stack>.yaml` file into the project's config dict (keys without the namespace)."""
+    name = str(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        return {}, [Problem(name, "(file)", str(path), f"cannot be read: {exc.strerror}")]
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        return {}, [Problem(name, where, "", f"is not valid YAML: {getattr(exc, 'problem', exc)}")]
+    if not isinstance(doc, dict) or not isinstance(doc.get("config", {}), dict):
+        return {}, [Problem(name, "config", doc, "a stack file is a mapping with a `config:` mapping")]
+    return raw_from_pulumi_config(doc.get("config") or {}, name)
+
+
+def raw_from_pulumi_config(config: Mapping[str, Any], file: str) -> tuple[dict[str, Any], list[Problem]]:
+    """Split `<namespace>:<key>` entries into our config dict, rejecting unknown keys of our namespace."""
+    raw: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in config.items():
+        if key in _FOREIGN_KEYS:
+            raw.setdefault(_FOREIGN_KEYS[key], value)
+        elif key.startswith(PROJECT + ":"):
+            short = key[len(PROJECT) + 1 :]
+            if short not in _TOP_KEYS:
+                problems.append(Problem(file, key, value, _unknown_key_message(short, list(_TOP_KEYS))))
+            else:
+                raw[short] = value
+        elif not key.startswith(_IGNORED_FOREIGN_PREFIXES):
+            problems.append(
+                Problem(file, key, value, f"unknown namespace; this project's keys start with {PROJECT}:")
+            )
+    return raw, problems
+
+
+def _unknown_key_message(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"unknown key; {hint}allowed: {', '.join(sorted(allowed))}"
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config model that owns the last element of a pydantic error location."""
+    model: type[BaseModel] = StackConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        if field is None:
+            return None
+        inner = _first_model(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _first_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _first_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif i == 0:
+            path = f"{PROJECT}:{part}"
+        else:
+            path += f".{part}"
+    return path
+
+
+def _pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(loc)
+            allowed = [f.alias or n for n, f in owner.model_fields.items()] if owner else []
+            message = _unknown_key_message(str(loc[-1]), allowed)
+        elif err["type"] == "literal_error":
+            message = f"allowed: {err.get('ctx', {}).get('expected', message)}"
+        elif err["type"] == "missing":
+            message = "is required"
+        problems.append(Problem(file, _key_path(loc), err.get("input"), message))
+    return problems
+
+
+def parse_stack_config(raw: Mapping[str, Any], file: str) -> StackConfig:
+    """Validate a raw config dict completely, raising ConfigError with every problem found."""
+    raw = dict(raw)
+    problems: list[Problem] = []
+    for key, value in raw.items():
+        if isinstance(value, Mapping) and "secure" in value:
+            problems.append(Problem(file, f"{PROJECT}:{key}", value, "this key holds no secrets; remove `secure`"))
+    if problems:
+        raise ConfigError(problems)
+    _apply_environment_defaults(raw)
+    try:
+        config = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc, file)) from None
+    problems = cross_field_problems(config, raw, file)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _apply_environment_defaults(raw: dict[str, Any]) -> None:
+    """Fill node-group capacity per environment and role before validation (explicit values win)."""
+    env = raw.get("environment")
+    if env not in ENVIRONMENT_DEFAULTS or not isinstance(raw.get("nodeGroups"), list):
+        return
+    defaults = ENVIRONMENT_DEFAULTS[env]
+    groups = []
+    for group in raw["nodeGroups"]:
+        if isinstance(group, dict) and group.get("role") in ACCELERATOR_ROLES:
+            group = {"capacity": defaults.accelerator_capacity, **group}
+        groups.append(group)
+    raw["nodeGroups"] = groups
+
+
+_GPU_CLOUDS = {"aws", "gcp"}
+
+
+def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str) -> list[Problem]:
+    """Rules that span several keys: sizes, zones vs region, instance types vs role and cloud."""
+    problems: list[Problem] = []
+
+    def add(path: str, value: Any, message: str) -> None:
+        problems.append(Problem(file, f"{PROJECT}:{path}", value, message))
+
+    if config.cloud in _GPU_CLOUDS and not config.region:
+        add("region", None, f"set {config.cloud}:region (e.g. us-east-1 / us-central1)")
+    if config.cloud == "gcp" and not config.gcp_project:
+        add("gcpProject", None, "set gcp:project for a GCP stack")
+    if config.region and config.zones:
+        for i, zone in enumerate(config.zones):
+            if not zone.startswith(config.region):
+                add(f"zones[{i}]", zone, f"zones must lie in region {config.region} (e.g. {config.region}a)")
+    if config.zones is not None and config.is_prod and len(config.zones) < 2:
+        add("zones", config.zones, "prod needs at least 2 zones (multi-AZ)")
+
+    names: set[str] = set()
+    for i, group in enumerate(config.node_groups):
+        path = f"nodeGroups[{i}]"
+        if group.name in names:
+            add(f"{path}.name", group.name, "node group names must be unique")
+        names.add(group.name)
+        if group.min_size > group.max_size:
+            add(f"{path}.minSize", group.min_size, f"must be <= maxSize ({group.max_size})")
+        if group.desired_size is not None and not group.min_size <= group.desired_size <= group.max_size:
+            add(
+                f"{path}.desiredSize",
+                group.desired_size,
+                f"must lie between minSize ({group.min_size}) and maxSize ({group.max_size})",
+            )
+        if group.role == "system" and group.capacity == "spot":
+            add(f"{path}.capacity", "spot", "system nodes run critical add-ons; use on-demand")
+        if group.role == "system" and group.min_size < 1:
+            add(f"{path}.minSize", group.min_size, "a system group needs at least 1 node")
+        if config.cloud == "local":
+            add(path, group.name, "a local stack uses the nodes of the current kube context; remove nodeGroups")
+            continue
+        problems.extend(_instance_type_problems(config, group, i, file))
+        if group.role == "tpu":
+            problems.extend(_tpu_problems(group, i, file))
+        elif group.tpu_topology is not None:
+            add(f"{path}.tpuTopology", group.tpu_topology, "only TPU groups take a topology")
+        if group.role == "tpu" and config.cloud != "gcp":
+            add(f"{path}.role", "tpu", "TPU node groups need cloud: gcp")
+        if group.role == "neuron" and config.cloud != "aws":
+            add(f"{path}.role", "neuron", "Neuron (Inferentia/Trainium) node groups need cloud: aws")
+        if group.zones and config.region:
+            for j, zone in enumerate(group.zones):
+                if not zone.startswith(config.region):
+                    add(f"{path}.zones[{j}]", zone, f"zones must lie in region {config.region}")
+    if config.cloud != "local" and not any(g.role == "system" for g in config.node_groups):
+        add("nodeGroups", [g.name for g in config.node_groups], "a cluster needs one group with role: system")
+
+    serving = config.workloads.serving
+    if serving is not None:
+        if serving.max_replicas is not None and serving.replicas is not None and (
+            serving.max_replicas < serving.replicas
+        ):
+            add("workloads.serving.maxReplicas", serving.max_replicas, "must be >= replicas")
+        if serving.gpu and not any(g.role == "gpu" for g in config.node_groups) and config.cloud != "local":
+            add("workloads.serving.gpu", True, "needs a node group with role: gpu")
+    if config.cloud == "local":
+        for key, mode in (("services.redis.mode", config.services.redis.mode),
+                          ("services.mlflow.database", config.services.mlflow.database)):
+            if mode == "managed":
+                add(key, mode, "a local stack has no cloud; allowed: in-cluster")
+    return problems
+
+
+def _instance_type_problems(config: StackConfig, group: NodeGroupConfig, index: int, file: str) -> list[Problem]:
+    problems = []
+    for j, name in enumerate(group.instance_types):
+        path = f"{PROJECT}:nodeGroups[{index}].instanceTypes[{j}]"
+        try:
+            itype = catalog.instance(name)
+        except KeyError as exc:
+            problems.append(Problem(file, path, name, f"{exc.args[0]}"))
+            continue
+        if itype.cloud != config.cloud:
+            problems.append(Problem(file, path, name, f"is a {itype.cloud} machine type; this stack runs on {config.cloud}"))
+            continue
+        wanted = group.role if group.role in ACCELERATOR_ROLES else None
+        if itype.accelerator_kind != wanted:
+            options = ", ".join(sorted(t.name for t in catalog.instances(config.cloud, wanted))[:8])  # type: ignore[arg-type]
+            kind = itype.accelerator_kind or "no accelerator"
+            problems.append(
+                Problem(file, path, name, f"has {kind} but the group's role is {group.role}; e.g. {options}")
+            )
+    return problems
+
+
+def _tpu_problems(group: NodeGroupConfig, index: int, file: str) -> list[Problem]:
+    path = f"{PROJECT}:nodeGroups[{index}]"
+    if len(group.instance_types) != 1:
+        return [Problem(file, f"{path}.instanceTypes", group.instance_types, "a TPU group takes exactly one machine type")]
+    if group.tpu_topology is None:
+        return [Problem(file, f"{path}.tpuTopology", None, "TPU groups need a topology such as 2x2 or 4x4")]
+    try:
+        hosts = catalog.tpu_hosts(group.instance_types[0], group.tpu_topology)
+    except (ValueError, KeyError) as exc:
+        return [Problem(file, f"{path}.tpuTopology", group.tpu_topology, str(exc))]
+    problems = []
+    for key, size in (("minSize", group.min_size), ("maxSize", group.max_size)):
+        if size % hosts:
+            problems.append(
+                Problem(file, f"{path}.{key}", size, f"a {group.tpu_topology} slice has {hosts} hosts; use a multiple of {hosts}")
+            )
+    return problems
+
+
+def load_stack(path: Path) -> StackConfig:
+    """Read and validate one stack file, raising ConfigError with every problem."""
+    raw, problems = raw_from_stack_file(path)
+    if problems and not raw:
+        raise ConfigError(problems)
+    try:
+        config = parse_stack_config(raw, str(path))
+    except ConfigError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def stack_name(path: Path) -> str:
+    """`stacks/Pulumi.dev.yaml` -> `dev`."""
+    return path.name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")

@@ -1,0 +1,329 @@
+"""Evaluate the Pulumi program with no cloud, no cluster and no Pulumi CLI, under Pulumi's mock monitor.
+
+The real program (`mlops_infra.platform.program`) runs against a monitor that records every resource
+registration as the engine would receive it: type token, parent, protect flag, provider and inputs
+(camelCase, secrets masked). Outputs the engine would compute (ARNs, endpoints, kubeconfigs, generated
+passwords) are synthesised per type so that apply chains run and no input silently drops out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import SETTINGS, set_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from mlops_infra.config import PROJECT, StackConfig, load_stack, raw_from_stack_file, stack_name
+
+ACCOUNT_ID = "123456789012"
+SECRET = "[secret]"
+UNKNOWN = "[unknown]"
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    """One resource registration as the engine would see it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    protect: bool
+    provider: str | None
+    inputs: dict[str, Any]
+    ignore_changes: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "protect": self.protect,
+            "inputs": self.inputs,
+        }
+
+
+@dataclass
+class Plan:
+    """What a stack would create: its validated config, every resource and the stack outputs."""
+
+    stack: str
+    config: StackConfig
+    resources: list[RecordedResource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> RecordedResource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}")
+        return found[0]
+
+    def k8s_objects(self) -> list[RecordedResource]:
+        """Custom Kubernetes objects declared directly (not providers, not Helm releases)."""
+        return [
+            r
+            for r in self.resources
+            if r.custom
+            and r.type.startswith("kubernetes:")
+            and not r.type.startswith(("kubernetes:helm.sh/", "pulumi:providers:"))
+        ]
+
+    def helm_releases(self) -> list[RecordedResource]:
+        return self.of_type("kubernetes:helm.sh/v3:Release")
+
+
+def _mask(value: Any) -> Any:
+    """Replace secret values by a marker, recursively, so nothing printed can leak them."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, Mapping):
+        return {k: _mask(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_mask(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
+    if isinstance(value, pulumi.Resource):
+        return "[resource]"
+    return value
+
+
+def _digest(*parts: str, length: int = 8) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _fake_kubeconfig(name: str, endpoint: str, ca: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "current-context": name,
+            "users": [{"name": name, "user": {"token": "offline"}}],
+        }
+    )
+
+
+class OfflineMocks(pulumi_mocks.Mocks):
+    """Return realistic outputs per resource type so that dependent inputs keep their values."""
+
+    def __init__(self, region: str, stack: str):
+        self.region = region
+        self.stack = stack
+
+    def _arn(self, service: str, kind: str, name: str, regional: bool = True) -> str:
+        region = self.region if regional else ""
+        return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{kind}/{name}"
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        rid = f"{name}-{_digest(self.stack, typ, name)}"
+        if not args.custom:
+            return None, inputs
+        extra = self._outputs(typ, name, rid, inputs)
+        return extra.pop("id", rid), {**inputs, **extra}
+
+    def _outputs(self, typ: str, name: str, rid: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        service = typ.split(":")[1].split("/")[0] if typ.startswith("aws:") else ""
+        out: dict[str, Any] = {}
+        if typ.startswith("aws:"):
+            out["arn"] = self._arn(service, typ.split(":")[-1].lower(), inputs.get("name", rid))
+            out["tagsAll"] = inputs.get("tags", {})
+        match typ:
+            case "aws:ec2/vpc:Vpc":
+                out |= {"id": f"vpc-{_digest(rid, length=17)}", "defaultSecurityGroupId": f"sg-{_digest(rid, 'd')}"}
+            case "aws:ec2/subnet:Subnet":
+                out |= {"id": f"subnet-{_digest(rid, length=17)}"}
+            case "aws:ec2/securityGroup:SecurityGroup":
+                out |= {"id": f"sg-{_digest(rid, length=17)}"}
+            case "aws:ec2/launchTemplate:LaunchTemplate":
+                out |= {"id": f"lt-{_digest(rid, length=17)}", "latestVersion": 1, "defaultVersion": 1}
+            case "aws:eks/cluster:Cluster":
+                endpoint = f"https://{_digest(rid, length=32).upper()}.gr7.{self.region}.eks.amazonaws.com"
+                ca = base64.b64encode(f"offline-ca-{rid}".encode()).decode()
+                issuer = f"https://oidc.eks.{self.region}.amazonaws.com/id/{_digest(rid, 'oidc', length=32).upper()}"
+                out |= {
+                    "id": inputs.get("name", rid),
+                    "endpoint": endpoint,
+                    "certificateAuthority": {"data": ca},
+                    "identities": [{"oidcs": [{"issuer": issuer}]}],
+                    "platformVersion": "eks.1",
+                    "status": "ACTIVE",
+                    "vpcConfig": {**inputs.get("vpcConfig", {}), "clusterSecurityGroupId": f"sg-{_digest(rid, 'c')}"},
+                }
+            case "aws:eks/nodeGroup:NodeGroup":
+                asg = f"eks-{inputs.get('nodeGroupName', name)}-{_digest(rid, length=20)}"
+                out |= {"resources": [{"autoscalingGroups": [{"name": asg}], "remoteAccessSecurityGroupId": ""}],
+                        "status": "ACTIVE"}
+            case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+                url = str(inputs.get("url", "")).removeprefix("https://")
+                out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
+            case "aws:iam/role:Role" | "aws:iam/policy:Policy":
+                kind = "role" if typ.endswith("Role") else "policy"
+                out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{inputs.get('name', rid)}",
+                        "uniqueId": _digest(rid, length=21).upper()}
+            case "aws:kms/key:Key":
+                out |= {"id": _digest(rid, length=32), "keyId": _digest(rid, length=32),
+                        "arn": self._arn("kms", "key", _digest(rid, length=32))}
+            case "aws:s3/bucketV2:BucketV2" | "aws:s3/bucket:Bucket":
+                bucket = inputs.get("bucket", rid)
+                out |= {"id": bucket, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
+                        "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com"}
+            case "aws:rds/instance:Instance":
+                host = f"{inputs.get('identifier', rid)}.{_digest(rid, length=12)}.{self.region}.rds.amazonaws.com"
+                out |= {"address": host, "endpoint": f"{host}:5432", "port": inputs.get("port", 5432)}
+            case "aws:elasticache/replicationGroup:ReplicationGroup":
+                host = f"master.{inputs.get('replicationGroupId', rid)}.{_digest(rid, length=6)}.use1.cache.amazonaws.com"
+                out |= {"primaryEndpointAddress": host, "readerEndpointAddress": host.replace("master.", "replica."),
+                        "port": inputs.get("port", 6379)}
+            case "aws:ecr/repository:Repository":
+                repo = inputs.get("name", rid)
+                out |= {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}"}
+            case "random:index/randomPassword:RandomPassword" | "random:index/randomString:RandomString":
+                length = int(inputs.get("length", 32))
+                out |= {"result": rpc.wrap_rpc_secret(_digest(rid, "pw", length=64)[:length])}
+            case "gcp:container/cluster:Cluster":
+                out |= {"endpoint": f"34.{int(_digest(rid, length=2), 16)}.10.1",
+                        "masterAuth": {"clusterCaCertificate": base64.b64encode(b"offline-ca").decode()},
+                        "selfLink": f"https://container.googleapis.com/v1/{rid}"}
+            case "gcp:serviceaccount/account:Account":
+                email = f"{inputs.get('accountId', name)}@{inputs.get('project', 'project')}.iam.gserviceaccount.com"
+                out |= {"email": email, "member": f"serviceAccount:{email}"}
+            case "gcp:storage/bucket:Bucket":
+                out |= {"url": f"gs://{inputs.get('name', rid)}"}
+            case "gcp:compute/network:Network" | "gcp:compute/subnetwork:Subnetwork":
+                out |= {"selfLink": f"https://www.googleapis.com/compute/v1/{rid}"}
+        return out
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        match args.token:
+            case "aws:index/getCallerIdentity:getCallerIdentity":
+                return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
+                        "userId": "OFFLINE"}, None
+            case "aws:index/getPartition:getPartition":
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
+            case "aws:index/getRegion:getRegion":
+                return {"name": self.region, "region": self.region}, None
+        raise NotImplementedError(f"offline evaluation has no answer for invoke {args.token}")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that keeps every registration request with its resource options."""
+
+    def __init__(self, mocks: OfflineMocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        provider = request.provider.split("::" + request.provider.rsplit("::", 1)[-1])[0] if request.provider else None
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                custom=bool(request.custom),
+                protect=bool(request.protect),
+                provider=provider,
+                inputs=_mask(inputs),
+                ignore_changes=tuple(request.ignoreChanges),
+                depends_on=tuple(request.dependencies),
+            )
+        )
+        return response
+
+
+def resolve_stack_file(stack: str, stacks_dir: Path = Path("stacks")) -> Path:
+    """A stack name (`dev`) or a path to any `Pulumi.<name>.yaml` file."""
+    candidate = Path(stack)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        return candidate
+    return stacks_dir / f"Pulumi.{stack}.yaml"
+
+
+def _secret_config_keys(config: Mapping[str, Any]) -> list[str]:
+    return [k for k, v in config.items() if isinstance(v, Mapping) and "secure" in v]
+
+
+def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None = None) -> Plan:
+    """Run the program for one stack file under mocks and return what it would create.
+
+    Raises `ConfigError` before anything is declared when the stack's config is invalid.
+    """
+    config = load_stack(stack_file)
+    name = stack_name(stack_file)
+    raw_doc, _ = raw_from_stack_file(stack_file)
+    if program is None:
+        from mlops_infra.platform import program as platform_program
+
+        program = platform_program
+
+    mocks = OfflineMocks(region=config.region or "local", stack=name)
+    monitor = RecordingMonitor(mocks)
+    set_root_resource(None)  # type: ignore[arg-type]
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{k}": json.dumps(v) for k, v in raw_doc.items()}
+        | _foreign_config(stack_file),
+        secret_keys=_secret_config_keys(raw_doc),
+    )
+    exported: dict[str, Any] = {}
+
+    def run() -> Any:
+        outputs = program()
+        masked = {k: pulumi.Output.from_input(v) for k, v in outputs.items()}
+
+        async def collect() -> None:
+            for key, out in masked.items():
+                value = await out.future(with_unknowns=True)
+                exported[key] = SECRET if await out.is_secret() else _mask(value)
+
+        return _sync_await(collect())
+
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(run))
+    return Plan(stack=name, config=config, resources=monitor.recorded, outputs=dict(sorted(exported.items())))
+
+
+def _foreign_config(stack_file: Path) -> dict[str, str]:
+    """Provider config (`aws:region`, ...) as the engine passes it: plain strings."""
+    import yaml
+
+    doc = yaml.safe_load(stack_file.read_text()) or {}
+    return {
+        k: v if isinstance(v, str) else json.dumps(v)
+        for k, v in (doc.get("config") or {}).items()
+        if not k.startswith(PROJECT + ":")
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The `plan --json` object of DESIGN.md (cost and violations are added by their modules)."""
+    return {
+        "stack": plan.stack,
+        "project": PROJECT,
+        "resources": [r.to_json() for r in plan.resources],
+        "outputs": plan.outputs,
+    }
