@@ -7,6 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACK ?= dev
 export UV_PYTHON_DOWNLOADS := never
+# Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: setup plan up test lint typecheck unit bench bench-plan
 

@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import copy
-import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-
 from mlops_infra.offline import Plan, evaluate
-
-ROOT = Path(__file__).resolve().parents[1]
-STACKS = ROOT / "stacks"
-REFERENCE_STACKS = sorted(p.name.split(".")[1] for p in STACKS.glob("Pulumi.*.yaml"))
-
-
-@functools.cache
-def reference_plan(stack: str) -> Plan:
-    return evaluate(STACKS / f"Pulumi.{stack}.yaml")
+from plan_support import load_stack_doc, reference_plan
 
 
 @pytest.fixture(scope="session")
 def stack_plan() -> Callable[[str], Plan]:
     """`stack_plan("prod")`: the offline plan of a reference stack, evaluated once per session."""
     return reference_plan
-
-
-def load_stack_doc(stack: str) -> dict[str, Any]:
-    return copy.deepcopy(yaml.safe_load((STACKS / f"Pulumi.{stack}.yaml").read_text()))
 
 
 @pytest.fixture

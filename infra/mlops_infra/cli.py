@@ -50,7 +50,9 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        out.print(f"{path}: valid ({config.environment}, {config.cloud}, {len(config.node_groups)} node groups)")
+        out.print(
+            f"{path}: valid ({config.environment}, {config.cloud}, {len(config.node_groups)} node groups)"
+        )
     if problems:
         raise ConfigError(problems)
     return EXIT_OK

@@ -96,7 +96,9 @@ ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
 }
 
 _VERSION_RE = re.compile(r"^1\.(2[89]|3[0-9])$")
-_LABEL_KEY_RE = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 _NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,30}[a-z0-9])?$")
 _DURATION_RE = re.compile(r"^[0-9]+(s|m|h)$")
 _CRON_RE = re.compile(r"^(@(hourly|daily|weekly|monthly)|(\S+\s+){4}\S+)$")
@@ -153,9 +155,9 @@ class ClusterConfig(Model):
     @classmethod
     def _version(cls, v: Any) -> Any:
         if isinstance(v, float | int):
-            raise ValueError(f"YAML read {v} as a number; quote the version, e.g. \"{v}\"")
+            raise ValueError(f'YAML read {v} as a number; quote the version, e.g. "{v}"')
         if not isinstance(v, str) or not _VERSION_RE.match(v):
-            raise ValueError("must be a Kubernetes minor version between 1.28 and 1.39, quoted, e.g. \"1.33\"")
+            raise ValueError('must be a Kubernetes minor version between 1.28 and 1.39, quoted, e.g. "1.33"')
         return v
 
     @field_validator("admin_role_arns")
@@ -193,12 +195,18 @@ class NodeGroupConfig(Model):
     taints: list[Taint] = Field(default_factory=list)
     tpu_topology: str | None = None
     zones: list[str] | None = None
+    # GCP only: consume a specific Compute Engine reservation (by name) instead of any matching capacity.
+    reservation: str | None = Field(default=None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+    # GCP only: how GKE installs the NVIDIA driver on GPU pools (DEFAULT = the version GKE pins per release).
+    gpu_driver_version: Literal["DEFAULT", "LATEST", "INSTALLATION_DISABLED"] = "DEFAULT"
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME_RE.match(v):
-            raise ValueError("must be lowercase letters, digits and '-', starting with a letter, at most 32 chars")
+            raise ValueError(
+                "must be lowercase letters, digits and '-', starting with a letter, at most 32 chars"
+            )
         return v
 
     @field_validator("labels")
@@ -254,6 +262,15 @@ class RedisConfig(Model):
     memory_mb: int = Field(default=512, ge=64, le=65536)
 
 
+class GatewayRouteConfig(Model):
+    """Expose a service through an existing Gateway API Gateway (ingress-nginx is retired)."""
+
+    hostname: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+    gateway_name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    gateway_namespace: str = Field(default="gateway", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+    section_name: str | None = None
+
+
 class MlflowConfig(Model):
     enabled: bool = True
     database: Literal["managed", "in-cluster"] | None = None
@@ -262,6 +279,7 @@ class MlflowConfig(Model):
     backup_retention_days: int = Field(default=7, ge=1, le=35)
     artifacts: Literal["object-store", "in-cluster"] | None = None
     replicas: int = Field(default=1, ge=1, le=10)
+    route: GatewayRouteConfig | None = None
 
 
 class MonitoringConfig(Model):
@@ -303,7 +321,7 @@ class RetrainingConfig(Model):
     @classmethod
     def _cron(cls, v: str) -> str:
         if not _CRON_RE.match(v.strip()):
-            raise ValueError("must be a cron expression with five fields, e.g. \"0 3 * * 1\"")
+            raise ValueError('must be a cron expression with five fields, e.g. "0 3 * * 1"')
         return v
 
 
@@ -376,6 +394,16 @@ class StackConfig(Model):
     def mlflow_artifacts(self) -> str:
         default = "in-cluster" if self.cloud == "local" else "object-store"
         return self.services.mlflow.artifacts or default
+
+    @property
+    def monitoring_retention_days(self) -> int:
+        days = self.services.monitoring.retention_days
+        return self.defaults.monitoring_retention_days if days is None else days
+
+    @property
+    def monitoring_storage_gb(self) -> int:
+        size = self.services.monitoring.storage_gb
+        return self.defaults.monitoring_storage_gb if size is None else size
 
     @property
     def cluster_name(self) -> str:
@@ -509,7 +537,9 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
 def _pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+        loc = tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal[")))
+        )
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             owner = _model_at(loc)
@@ -529,7 +559,9 @@ def parse_stack_config(raw: Mapping[str, Any], file: str) -> StackConfig:
     problems: list[Problem] = []
     for key, value in raw.items():
         if isinstance(value, Mapping) and "secure" in value:
-            problems.append(Problem(file, f"{PROJECT}:{key}", value, "this key holds no secrets; remove `secure`"))
+            problems.append(
+                Problem(file, f"{PROJECT}:{key}", value, "this key holds no secrets; remove `secure`")
+            )
     if problems:
         raise ConfigError(problems)
     _apply_environment_defaults(raw)
@@ -597,7 +629,11 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
         if group.role == "system" and group.min_size < 1:
             add(f"{path}.minSize", group.min_size, "a system group needs at least 1 node")
         if config.cloud == "local":
-            add(path, group.name, "a local stack uses the nodes of the current kube context; remove nodeGroups")
+            add(
+                path,
+                group.name,
+                "a local stack uses the nodes of the current kube context; remove nodeGroups",
+            )
             continue
         problems.extend(_instance_type_problems(config, group, i, file))
         if group.role == "tpu":
@@ -617,21 +653,73 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
 
     serving = config.workloads.serving
     if serving is not None:
-        if serving.max_replicas is not None and serving.replicas is not None and (
-            serving.max_replicas < serving.replicas
+        if (
+            serving.max_replicas is not None
+            and serving.replicas is not None
+            and (serving.max_replicas < serving.replicas)
         ):
             add("workloads.serving.maxReplicas", serving.max_replicas, "must be >= replicas")
         if serving.gpu and not any(g.role == "gpu" for g in config.node_groups) and config.cloud != "local":
             add("workloads.serving.gpu", True, "needs a node group with role: gpu")
     if config.cloud == "local":
-        for key, mode in (("services.redis.mode", config.services.redis.mode),
-                          ("services.mlflow.database", config.services.mlflow.database)):
+        for key, mode in (
+            ("services.redis.mode", config.services.redis.mode),
+            ("services.mlflow.database", config.services.mlflow.database),
+        ):
             if mode == "managed":
                 add(key, mode, "a local stack has no cloud; allowed: in-cluster")
+        if config.services.mlflow.artifacts == "object-store":
+            add(
+                "services.mlflow.artifacts",
+                "object-store",
+                "a local stack has no object store; allowed: in-cluster",
+            )
+    problems.extend(_gcp_problems(config, file))
+    problems.extend(_services_problems(config, file))
     return problems
 
 
-def _instance_type_problems(config: StackConfig, group: NodeGroupConfig, index: int, file: str) -> list[Problem]:
+def _services_problems(config: StackConfig, file: str) -> list[Problem]:
+    """Rules for Redis / MLflow that span keys: managed services need AWS, failover needs a replica."""
+    problems: list[Problem] = []
+
+    def add(path: str, value: Any, message: str) -> None:
+        problems.append(Problem(file, f"{PROJECT}:{path}", value, message))
+
+    redis, mlflow = config.services.redis, config.services.mlflow
+    if config.cloud == "gcp":
+        for key, mode in (("services.redis.mode", redis.mode), ("services.mlflow.database", mlflow.database)):
+            if mode == "managed":
+                add(key, mode, "managed services are implemented for AWS only; allowed on gcp: in-cluster")
+    if redis.enabled and config.redis_mode == "managed" and redis.replicas < 1:
+        add(
+            "services.redis.replicas",
+            redis.replicas,
+            "managed Redis needs at least 1 replica for automatic failover",
+        )
+    if mlflow.enabled and config.mlflow_artifacts == "in-cluster" and mlflow.replicas > 1:
+        add(
+            "services.mlflow.replicas",
+            mlflow.replicas,
+            "in-cluster artifacts live on one ReadWriteOnce volume: use 1 replica or artifacts: object-store",
+        )
+    if (
+        mlflow.enabled
+        and config.is_prod
+        and config.mlflow_database == "managed"
+        and mlflow.backup_retention_days < 7
+    ):
+        add(
+            "services.mlflow.backupRetentionDays",
+            mlflow.backup_retention_days,
+            "prod keeps at least 7 days of backups",
+        )
+    return problems
+
+
+def _instance_type_problems(
+    config: StackConfig, group: NodeGroupConfig, index: int, file: str
+) -> list[Problem]:
     problems = []
     for j, name in enumerate(group.instance_types):
         path = f"{PROJECT}:nodeGroups[{index}].instanceTypes[{j}]"
@@ -641,7 +729,11 @@ def _instance_type_problems(config: StackConfig, group: NodeGroupConfig, index: 
             problems.append(Problem(file, path, name, f"{exc.args[0]}"))
             continue
         if itype.cloud != config.cloud:
-            problems.append(Problem(file, path, name, f"is a {itype.cloud} machine type; this stack runs on {config.cloud}"))
+            problems.append(
+                Problem(
+                    file, path, name, f"is a {itype.cloud} machine type; this stack runs on {config.cloud}"
+                )
+            )
             continue
         wanted = group.role if group.role in ACCELERATOR_ROLES else None
         if itype.accelerator_kind != wanted:
@@ -654,21 +746,100 @@ def _instance_type_problems(config: StackConfig, group: NodeGroupConfig, index: 
 
 
 def _tpu_problems(group: NodeGroupConfig, index: int, file: str) -> list[Problem]:
+    """A TPU group's sizes count nodes (hosts); a multi-host slice is provisioned atomically, all hosts or none."""
     path = f"{PROJECT}:nodeGroups[{index}]"
     if len(group.instance_types) != 1:
-        return [Problem(file, f"{path}.instanceTypes", group.instance_types, "a TPU group takes exactly one machine type")]
+        return [
+            Problem(
+                file,
+                f"{path}.instanceTypes",
+                group.instance_types,
+                "a TPU group takes exactly one machine type",
+            )
+        ]
     if group.tpu_topology is None:
         return [Problem(file, f"{path}.tpuTopology", None, "TPU groups need a topology such as 2x2 or 4x4")]
+    machine = group.instance_types[0]
     try:
-        hosts = catalog.tpu_hosts(group.instance_types[0], group.tpu_topology)
+        hosts = catalog.tpu_hosts(machine, group.tpu_topology)
     except (ValueError, KeyError) as exc:
         return [Problem(file, f"{path}.tpuTopology", group.tpu_topology, str(exc))]
     problems = []
-    for key, size in (("minSize", group.min_size), ("maxSize", group.max_size)):
+    chips = catalog.topology_chips(group.tpu_topology)
+    sizes = [("minSize", group.min_size), ("maxSize", group.max_size)]
+    if group.desired_size is not None:
+        sizes.append(("desiredSize", group.desired_size))
+    for key, size in sizes:
         if size % hosts:
             problems.append(
-                Problem(file, f"{path}.{key}", size, f"a {group.tpu_topology} slice has {hosts} hosts; use a multiple of {hosts}")
+                Problem(
+                    file,
+                    f"{path}.{key}",
+                    size,
+                    f"a {group.tpu_topology} slice of {machine} spans {hosts} hosts ({chips} chips, "
+                    f"{chips // hosts} per host) and is provisioned atomically (0 or {hosts} nodes); "
+                    f"use a multiple of {hosts} (one multiple per slice)",
+                )
             )
+    if group.zones is not None and len(group.zones) != 1:
+        problems.append(
+            Problem(
+                file, f"{path}.zones", group.zones, "a TPU slice lives in one zone; list exactly one zone"
+            )
+        )
+    return problems
+
+
+def _gcp_problems(config: StackConfig, file: str) -> list[Problem]:
+    """GKE-specific rules: zones, one machine type per pool, reservations, driver settings, pod IP capacity."""
+    problems: list[Problem] = []
+
+    def add(path: str, value: Any, message: str) -> None:
+        problems.append(Problem(file, f"{PROJECT}:{path}", value, message))
+
+    for i, group in enumerate(config.node_groups):
+        path = f"nodeGroups[{i}]"
+        if config.cloud != "gcp":
+            if group.reservation is not None:
+                add(
+                    f"{path}.reservation",
+                    group.reservation,
+                    "reservations are implemented for gcp stacks only",
+                )
+            continue
+        if len(group.instance_types) != 1:
+            add(f"{path}.instanceTypes", group.instance_types, "a GKE node pool has exactly one machine type")
+        if group.reservation is not None and group.capacity == "spot":
+            add(
+                f"{path}.reservation",
+                group.reservation,
+                "Spot VMs cannot consume reservations; use capacity: on-demand",
+            )
+        if "gpu_driver_version" in group.model_fields_set and group.role != "gpu":
+            add(
+                f"{path}.gpuDriverVersion",
+                group.gpu_driver_version,
+                "only GPU groups install an NVIDIA driver",
+            )
+    if config.cloud != "gcp":
+        return problems
+    if not config.zones:
+        add(
+            "zones",
+            config.zones,
+            "a gcp stack lists its zones, e.g. [us-central1-a, us-central1-b, us-central1-c]",
+        )
+    # Pods get the upper half of network.cidr and GKE gives each node a /24 (110 pods per node).
+    net = ipaddress.ip_network(config.network.cidr)
+    node_capacity = 2 ** (32 - net.prefixlen - 1) // 256
+    max_nodes = sum(g.max_size for g in config.node_groups)
+    if max_nodes > node_capacity:
+        add(
+            "network.cidr",
+            config.network.cidr,
+            f"pods use the upper half of this range, room for {node_capacity} nodes (a /24 each), but the node "
+            f"groups can reach {max_nodes}; use a larger range such as 10.0.0.0/16",
+        )
     return problems
 
 

@@ -148,7 +148,10 @@ class OfflineMocks(pulumi_mocks.Mocks):
             out["tagsAll"] = inputs.get("tags", {})
         match typ:
             case "aws:ec2/vpc:Vpc":
-                out |= {"id": f"vpc-{_digest(rid, length=17)}", "defaultSecurityGroupId": f"sg-{_digest(rid, 'd')}"}
+                out |= {
+                    "id": f"vpc-{_digest(rid, length=17)}",
+                    "defaultSecurityGroupId": f"sg-{_digest(rid, 'd')}",
+                }
             case "aws:ec2/subnet:Subnet":
                 out |= {"id": f"subnet-{_digest(rid, length=17)}"}
             case "aws:ec2/securityGroup:SecurityGroup":
@@ -166,33 +169,50 @@ class OfflineMocks(pulumi_mocks.Mocks):
                     "identities": [{"oidcs": [{"issuer": issuer}]}],
                     "platformVersion": "eks.1",
                     "status": "ACTIVE",
-                    "vpcConfig": {**inputs.get("vpcConfig", {}), "clusterSecurityGroupId": f"sg-{_digest(rid, 'c')}"},
+                    "vpcConfig": {
+                        **inputs.get("vpcConfig", {}),
+                        "clusterSecurityGroupId": f"sg-{_digest(rid, 'c')}",
+                    },
                 }
             case "aws:eks/nodeGroup:NodeGroup":
                 asg = f"eks-{inputs.get('nodeGroupName', name)}-{_digest(rid, length=20)}"
-                out |= {"resources": [{"autoscalingGroups": [{"name": asg}], "remoteAccessSecurityGroupId": ""}],
-                        "status": "ACTIVE"}
+                out |= {
+                    "resources": [{"autoscalingGroups": [{"name": asg}], "remoteAccessSecurityGroupId": ""}],
+                    "status": "ACTIVE",
+                }
             case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
                 url = str(inputs.get("url", "")).removeprefix("https://")
                 out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
             case "aws:iam/role:Role" | "aws:iam/policy:Policy":
                 kind = "role" if typ.endswith("Role") else "policy"
-                out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{inputs.get('name', rid)}",
-                        "uniqueId": _digest(rid, length=21).upper()}
+                out |= {
+                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{inputs.get('name', rid)}",
+                    "uniqueId": _digest(rid, length=21).upper(),
+                }
             case "aws:kms/key:Key":
-                out |= {"id": _digest(rid, length=32), "keyId": _digest(rid, length=32),
-                        "arn": self._arn("kms", "key", _digest(rid, length=32))}
+                out |= {
+                    "id": _digest(rid, length=32),
+                    "keyId": _digest(rid, length=32),
+                    "arn": self._arn("kms", "key", _digest(rid, length=32)),
+                }
             case "aws:s3/bucketV2:BucketV2" | "aws:s3/bucket:Bucket":
                 bucket = inputs.get("bucket", rid)
-                out |= {"id": bucket, "bucket": bucket, "arn": f"arn:aws:s3:::{bucket}",
-                        "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com"}
+                out |= {
+                    "id": bucket,
+                    "bucket": bucket,
+                    "arn": f"arn:aws:s3:::{bucket}",
+                    "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com",
+                }
             case "aws:rds/instance:Instance":
                 host = f"{inputs.get('identifier', rid)}.{_digest(rid, length=12)}.{self.region}.rds.amazonaws.com"
                 out |= {"address": host, "endpoint": f"{host}:5432", "port": inputs.get("port", 5432)}
             case "aws:elasticache/replicationGroup:ReplicationGroup":
                 host = f"master.{inputs.get('replicationGroupId', rid)}.{_digest(rid, length=6)}.use1.cache.amazonaws.com"
-                out |= {"primaryEndpointAddress": host, "readerEndpointAddress": host.replace("master.", "replica."),
-                        "port": inputs.get("port", 6379)}
+                out |= {
+                    "primaryEndpointAddress": host,
+                    "readerEndpointAddress": host.replace("master.", "replica."),
+                    "port": inputs.get("port", 6379),
+                }
             case "aws:ecr/repository:Repository":
                 repo = inputs.get("name", rid)
                 out |= {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}"}
@@ -200,9 +220,11 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 length = int(inputs.get("length", 32))
                 out |= {"result": rpc.wrap_rpc_secret(_digest(rid, "pw", length=64)[:length])}
             case "gcp:container/cluster:Cluster":
-                out |= {"endpoint": f"34.{int(_digest(rid, length=2), 16)}.10.1",
-                        "masterAuth": {"clusterCaCertificate": base64.b64encode(b"offline-ca").decode()},
-                        "selfLink": f"https://container.googleapis.com/v1/{rid}"}
+                out |= {
+                    "endpoint": f"34.{int(_digest(rid, length=2), 16)}.10.1",
+                    "masterAuth": {"clusterCaCertificate": base64.b64encode(b"offline-ca").decode()},
+                    "selfLink": f"https://container.googleapis.com/v1/{rid}",
+                }
             case "gcp:serviceaccount/account:Account":
                 email = f"{inputs.get('accountId', name)}@{inputs.get('project', 'project')}.iam.gserviceaccount.com"
                 out |= {"email": email, "member": f"serviceAccount:{email}"}
@@ -215,8 +237,11 @@ class OfflineMocks(pulumi_mocks.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         match args.token:
             case "aws:index/getCallerIdentity:getCallerIdentity":
-                return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
-                        "userId": "OFFLINE"}, None
+                return {
+                    "accountId": ACCOUNT_ID,
+                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
+                    "userId": "OFFLINE",
+                }, None
             case "aws:index/getPartition:getPartition":
                 return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
             case "aws:index/getRegion:getRegion":
@@ -231,12 +256,16 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
 
-    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
         inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
-        provider = request.provider.split("::" + request.provider.rsplit("::", 1)[-1])[0] if request.provider else None
+        provider = (
+            request.provider.split("::" + request.provider.rsplit("::", 1)[-1])[0]
+            if request.provider
+            else None
+        )
         self.recorded.append(
             RecordedResource(
                 urn=response.urn,
@@ -284,8 +313,7 @@ def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None =
     set_root_resource(None)  # type: ignore[arg-type]
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(
-        {f"{PROJECT}:{k}": json.dumps(v) for k, v in raw_doc.items()}
-        | _foreign_config(stack_file),
+        {f"{PROJECT}:{k}": json.dumps(v) for k, v in raw_doc.items()} | _foreign_config(stack_file),
         secret_keys=_secret_config_keys(raw_doc),
     )
     exported: dict[str, Any] = {}
@@ -304,7 +332,9 @@ def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None =
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     _sync_await(run_pulumi_func(run))
-    return Plan(stack=name, config=config, resources=monitor.recorded, outputs=dict(sorted(exported.items())))
+    # Registrations arrive from a thread pool in varying order; sort so the same stack gives the same plan.
+    resources = sorted(monitor.recorded, key=lambda r: r.urn)
+    return Plan(stack=name, config=config, resources=resources, outputs=dict(sorted(exported.items())))
 
 
 def _foreign_config(stack_file: Path) -> dict[str, str]:

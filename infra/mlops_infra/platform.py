@@ -19,7 +19,10 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:platform:Platform", name, None, opts)
         self.config = config
-        self.outputs: dict[str, pulumi.Input[Any]] = {"environment": config.environment, "cloud": config.cloud}
+        self.outputs: dict[str, pulumi.Input[Any]] = {
+            "environment": config.environment,
+            "cloud": config.cloud,
+        }
         self.cluster = self._cluster(config)
         self.namespaces = Namespaces(
             "namespaces",
