@@ -29,9 +29,9 @@ def _closed(schema: Any) -> Any:
     """Reject unknown fields: every object schema with properties gets additionalProperties false."""
     if isinstance(schema, dict):
         schema = {k: _closed(v) for k, v in schema.items()}
-        if schema.get("type") == "object" and "properties" in schema and "additionalProperties" not in schema:
-            if not schema.get("x-kubernetes-preserve-unknown-fields"):
-                schema["additionalProperties"] = False
+        open_ended = "additionalProperties" in schema or schema.get("x-kubernetes-preserve-unknown-fields")
+        if schema.get("type") == "object" and "properties" in schema and not open_ended:
+            schema["additionalProperties"] = False
         return schema
     if isinstance(schema, list):
         return [_closed(v) for v in schema]
