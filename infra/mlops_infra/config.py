@@ -182,6 +182,13 @@ class Taint(Model):
         return v
 
 
+class ScaleDownSchedule(Model):
+    """A group that runs above its minimum only part of the week (e.g. a dev GPU pool on workdays)."""
+
+    hours_per_day_active: float = Field(gt=0, le=24)
+    days_per_week: float = Field(gt=0, le=7)
+
+
 class NodeGroupConfig(Model):
     name: str
     role: Role
@@ -195,6 +202,8 @@ class NodeGroupConfig(Model):
     taints: list[Taint] = Field(default_factory=list)
     tpu_topology: str | None = None
     zones: list[str] | None = None
+    # Hours the group runs above minSize (e.g. a workday schedule); the cost estimate's `expected` uses it.
+    scale_down_schedule: ScaleDownSchedule | None = None
     # GCP only: consume a specific Compute Engine reservation (by name) instead of any matching capacity.
     reservation: str | None = Field(default=None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
     # GCP only: how GKE installs the NVIDIA driver on GPU pools (DEFAULT = the version GKE pins per release).
