@@ -1,0 +1,7 @@
+"""``python -m retrain_job ...``"""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
