@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup plan up test lint typecheck unit bench bench-plan
+.PHONY: setup tools plan up test lint typecheck unit bench bench-plan
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -21,6 +21,9 @@ $(BIN)/mlops-infra: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 setup: $(BIN)/mlops-infra
+
+tools:
+	scripts/ensure-tools.sh
 
 plan: setup
 	$(BIN)/mlops-infra plan $(STACK)
@@ -35,7 +38,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup
+unit: setup tools
 	$(BIN)/pytest
 
 test: lint typecheck unit
