@@ -67,6 +67,37 @@ def test_known_accelerator_counts() -> None:
     assert catalog.instance("m7g.large").arch == "arm64"
 
 
+@pytest.mark.parametrize(
+    ("machine", "accelerator", "count", "gke_label", "gpu_mem"),
+    [
+        ("g2-standard-4", "nvidia-l4", 1, "nvidia-l4", 24),
+        ("g2-standard-8", "nvidia-l4", 1, "nvidia-l4", 24),
+        ("g2-standard-24", "nvidia-l4", 2, "nvidia-l4", 24),
+        ("a2-highgpu-1g", "nvidia-a100", 1, "nvidia-tesla-a100", 40),
+        ("a2-highgpu-2g", "nvidia-a100", 2, "nvidia-tesla-a100", 40),
+        ("a2-highgpu-4g", "nvidia-a100", 4, "nvidia-tesla-a100", 40),
+        ("a3-highgpu-8g", "nvidia-h100", 8, "nvidia-h100-80gb", 80),
+    ],
+)
+def test_gcp_gpu_machine_types(
+    machine: str, accelerator: str, count: int, gke_label: str, gpu_mem: int
+) -> None:
+    item = catalog.instance(machine)
+    assert (item.cloud, item.accelerator_kind, item.max_pods) == ("gcp", "gpu", 110)
+    assert (item.accelerator, item.accelerator_count, item.gke_accelerator) == (accelerator, count, gke_label)
+    assert item.accelerator_memory_gib == gpu_mem
+
+
+def test_gcp_gpu_prices_include_the_gpus() -> None:
+    # SkyPilot lists the GCP host and its GPUs as separate rows; a host-only figure would break these.
+    one, four = catalog.instance("a2-highgpu-1g"), catalog.instance("a2-highgpu-4g")
+    assert four.on_demand_hourly == pytest.approx(4 * one.on_demand_hourly, rel=1e-3)
+    assert one.on_demand_hourly > 2.5  # an A100 alone costs more than the 12-vCPU host
+    l4_small, l4_24 = catalog.instance("g2-standard-4"), catalog.instance("g2-standard-24")
+    assert l4_small.on_demand_hourly > 0.5 > catalog.instance("n2-standard-8").on_demand_hourly
+    assert l4_24.on_demand_hourly > 2 * 0.5
+
+
 def test_post_june_2025_p_family_prices() -> None:
     # AWS cut P4d/P5 on-demand prices in June 2025; stale pages still show ~33 and ~98 USD/h.
     assert 50 < catalog.instance("p5.48xlarge").on_demand_hourly < 60
