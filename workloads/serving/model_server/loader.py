@@ -193,7 +193,7 @@ def _pyfunc_predictor(path: str, meta, validator: Validator):
     proba = getattr(raw, "predict_proba", None)
 
     def predict(x: np.ndarray) -> np.ndarray:
-        frame = pd.DataFrame(x, columns=names).astype(dtypes, copy=False)
+        frame = pd.DataFrame(x, columns=names).astype(dtypes)
         out = proba(frame) if proba is not None else model.predict(frame)
         arr = np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype=np.float64)
         if arr.ndim == 2:

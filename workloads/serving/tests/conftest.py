@@ -173,8 +173,10 @@ class ModelServerProcess:
 # ---------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def _mlflow_servers(request, tmp_path_factory):
-    need_private = any("mlflow_server_private" in getattr(i, "fixturenames", ()) for i in request.session.items)
-    shared = MlflowServer(tmp_path_factory.mktemp("mlflow-shared"))
+    names = [getattr(i, "fixturenames", ()) for i in request.session.items]
+    need_shared = any("mlflow_server" in n for n in names)
+    need_private = any("mlflow_server_private" in n for n in names)
+    shared = MlflowServer(tmp_path_factory.mktemp("mlflow-shared")) if need_shared else None
     private = MlflowServer(tmp_path_factory.mktemp("mlflow-private")) if need_private else None
     yield shared, private
     for s in (shared, private):
@@ -184,7 +186,7 @@ def _mlflow_servers(request, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def mlflow_server(_mlflow_servers) -> MlflowServer:
-    return _mlflow_servers[0].wait()
+    return _mlflow_servers[0].wait()  # started in _mlflow_servers, alongside the private one
 
 
 @pytest.fixture(scope="session")
