@@ -116,6 +116,10 @@ def test_post_june_2025_p_family_prices() -> None:
         ("ct5p-hightpu-4t", "2x2x1", 1),
         ("ct5p-hightpu-4t", "2x2x4", 4),
         ("ct6e-standard-4t", "4x8", 8),
+        ("ct4p-hightpu-4t", "2x2x1", 1),
+        ("ct4p-hightpu-4t", "2x2x4", 4),
+        ("ct4p-hightpu-4t", "2x4x4", 8),
+        ("ct4p-hightpu-4t", "8x16x16", 512),
     ],
 )
 def test_tpu_hosts(machine: str, topology: str, hosts: int) -> None:
