@@ -220,18 +220,29 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 length = int(inputs.get("length", 32))
                 out |= {"result": rpc.wrap_rpc_secret(_digest(rid, "pw", length=64)[:length])}
             case "gcp:container/cluster:Cluster":
+                location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
                 out |= {
+                    "id": f"{location}/clusters/{inputs.get('name', rid)}",
                     "endpoint": f"34.{int(_digest(rid, length=2), 16)}.10.1",
                     "masterAuth": {"clusterCaCertificate": base64.b64encode(b"offline-ca").decode()},
                     "selfLink": f"https://container.googleapis.com/v1/{rid}",
                 }
             case "gcp:serviceaccount/account:Account":
                 email = f"{inputs.get('accountId', name)}@{inputs.get('project', 'project')}.iam.gserviceaccount.com"
-                out |= {"email": email, "member": f"serviceAccount:{email}"}
+                out |= {"email": email, "member": f"serviceAccount:{email}",
+                        "name": f"projects/{inputs.get('project', 'project')}/serviceAccounts/{email}"}
             case "gcp:storage/bucket:Bucket":
                 out |= {"url": f"gs://{inputs.get('name', rid)}"}
             case "gcp:compute/network:Network" | "gcp:compute/subnetwork:Subnetwork":
-                out |= {"selfLink": f"https://www.googleapis.com/compute/v1/{rid}"}
+                project, short = inputs.get("project", "project"), inputs.get("name", rid)
+                where = f"regions/{inputs.get('region')}/subnetworks" if "subnetwork" in typ else "global/networks"
+                out |= {"id": f"projects/{project}/{where}/{short}",
+                        "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/{where}/{short}"}
+            case "gcp:kms/keyRing:KeyRing":
+                location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
+                out |= {"id": f"{location}/keyRings/{inputs.get('name', rid)}"}
+            case "gcp:kms/cryptoKey:CryptoKey":
+                out |= {"id": f"{inputs.get('keyRing')}/cryptoKeys/{inputs.get('name', rid)}"}
         return out
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -246,6 +257,9 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
             case "aws:index/getRegion:getRegion":
                 return {"name": self.region, "region": self.region}, None
+            case "gcp:organizations/getProject:getProject":
+                project = args.args.get("projectId") or "project"
+                return {"projectId": project, "number": ACCOUNT_ID, "name": project, "id": f"projects/{project}"}, []
         raise NotImplementedError(f"offline evaluation has no answer for invoke {args.token}")
 
 

@@ -1,0 +1,135 @@
+"""The GCP part of a stack: network, GKE cluster, node pools, Workload Identity and the artifact bucket,
+handed to the cloud-agnostic platform as a ClusterHandle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from mlops_infra.config import StackConfig
+from mlops_infra.gcp.cluster import GkeCluster, GkeClusterArgs
+from mlops_infra.gcp.labels import gcp_labels
+from mlops_infra.gcp.network import PODS_RANGE, SERVICES_RANGE, GkeNetwork, GkeNetworkArgs
+from mlops_infra.gcp.node_pools import GkeNodePool, GkeNodePoolArgs
+from mlops_infra.gcp.storage import ArtifactBucket, ArtifactBucketArgs, bucket_name
+from mlops_infra.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
+from mlops_infra.k8s.cluster import ClusterHandle, NetworkFacts
+
+MLFLOW_NAMESPACE = "mlflow"
+MLFLOW_SERVICE_ACCOUNT = "mlflow"
+
+
+class GkePlatform(pulumi.ComponentResource):
+    """Everything on GCP one stack needs before anything runs inside the cluster."""
+
+    def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:gcp:GkePlatform", name, None, opts)
+        assert config.gcp_project and config.region and config.zones, "validated by config for gcp stacks"
+        project, region, zones = config.gcp_project, config.region, list(config.zones)
+        labels = gcp_labels(config.all_tags)
+        regional = config.is_prod
+        location = region if regional else zones[0]
+        pool_zones = zones if regional else [zones[0]]
+
+        self.network = GkeNetwork(
+            name,
+            GkeNetworkArgs(project=project, region=region, cidr=config.network.cidr, flow_logs=config.flow_logs,
+                           labels=labels),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.gke = GkeCluster(
+            name,
+            GkeClusterArgs(
+                project=project,
+                region=region,
+                location=location,
+                node_locations=zones if regional else [],
+                network_id=self.network.network.id,
+                subnet_id=self.network.subnet.id,
+                pods_range_name=PODS_RANGE,
+                services_range_name=SERVICES_RANGE,
+                node_cidr=self.network.ranges.nodes,
+                version=config.cluster.version,
+                release_channel=config.cluster.release_channel,
+                private_endpoint=config.endpoint_private,
+                authorized_cidrs=list(config.cluster.endpoint.public_cidrs),
+                autoscaling_profile="BALANCED" if config.is_prod else "OPTIMIZE_UTILIZATION",
+                logging=list(config.cluster.logging),
+                deletion_protection=config.protect_stateful,
+                labels=labels,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.node_pools = [
+            GkeNodePool(
+                group.name,
+                GkeNodePoolArgs(
+                    project=project,
+                    cluster_name=self.gke.cluster.name,
+                    location=self.gke.cluster.location,
+                    group=group,
+                    zones=pool_zones,
+                    node_service_account=self.gke.node_service_account.email,
+                    labels=labels,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            for group in config.node_groups
+        ]
+        self.workload_identity = WorkloadIdentity(
+            f"{name}-wi",
+            WorkloadIdentityArgs(project=project, cluster_name=config.cluster_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gke.cluster]),
+        )
+        self.outputs: dict[str, pulumi.Input[Any]] = {
+            "gkeCluster": self.gke.cluster.name,
+            "gkeLocation": location,
+            "workloadPool": self.gke.workload_pool,
+            "nodeServiceAccount": self.gke.node_service_account.email,
+        }
+        mlflow = config.services.mlflow
+        if mlflow.enabled and config.mlflow_artifacts == "object-store":
+            self.artifacts = ArtifactBucket(
+                f"{name}-mlflow-artifacts",
+                ArtifactBucketArgs(
+                    project=project,
+                    location=region,
+                    name=bucket_name(project, config.cluster_name, "mlflow"),
+                    labels=labels,
+                    protect=config.protect_stateful,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            annotations = self.workload_identity.bind(
+                "mlflow-artifacts",
+                MLFLOW_NAMESPACE,
+                MLFLOW_SERVICE_ACCOUNT,
+                '{"bucket": "%s", "role": "roles/storage.objectUser"}'
+                % bucket_name(project, config.cluster_name, "mlflow"),
+            )
+            self.outputs["artifactBucket"] = self.artifacts.url
+            self.outputs["mlflowGcpServiceAccount"] = annotations["iam.gke.io/gcp-service-account"]
+        self.handle = ClusterHandle(
+            name=config.cluster_name,
+            cloud="gcp",
+            version=config.cluster.version,
+            provider=self.gke.provider,
+            node_groups=list(config.node_groups),
+            bind_workload_identity=self.workload_identity.bind,
+            depends_on=[pool for group in self.node_pools for pool in group.pools],
+            network=NetworkFacts(
+                network_id=self.network.network.id,
+                private_subnet_ids=[self.network.subnet.id],
+                zones=tuple(zones),
+                vpc_cidr=config.network.cidr,
+            ),
+        )
+        self.register_outputs(self.outputs)
+
+
+def gcp_cluster(config: StackConfig, parent: pulumi.Resource) -> tuple[ClusterHandle, dict[str, pulumi.Input[Any]]]:
+    """Entry point used by mlops_infra.platform for `cloud: gcp` stacks."""
+    platform = GkePlatform(config.cluster_name, config, opts=pulumi.ResourceOptions(parent=parent))
+    return platform.handle, platform.outputs
