@@ -1,0 +1,316 @@
+"""Deploys the reference model server: an Argo Rollouts canary (5% -> 25% -> 50% -> 100%) gated by
+Prometheus p99 latency and error ratio, with HPA, PDB, probes, a restricted pod and a ServiceMonitor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from mlops_infra.k8s.cluster import ClusterHandle
+
+PORT = 8080
+RUN_AS_USER = 10001
+CANARY_STEPS: tuple[tuple[int, str], ...] = ((5, "2m"), (25, "5m"), (50, "5m"))
+ROLLOUT_API = "argoproj.io/v1alpha1"
+
+
+@dataclass(frozen=True)
+class RedisRef:
+    """How the server reaches the prediction cache; the password stays in a Secret of the namespace."""
+
+    host: pulumi.Input[str]
+    port: pulumi.Input[int] = 6379
+    tls: bool = False
+    password_secret: str = "redis-auth"
+    password_key: str = "password"
+
+
+@dataclass(frozen=True)
+class ModelServingArgs:
+    cluster: ClusterHandle
+    model: str
+    image: pulumi.Input[str]
+    tracking_uri: pulumi.Input[str]
+    namespace: pulumi.Input[str] = "serving"
+    alias: str = "champion"
+    replicas: int = 2
+    max_replicas: int = 10
+    cpu: str = "1"
+    memory: str = "1Gi"
+    gpus: int = 0  # > 0: tolerate the GPU taint, select GPU nodes, request nvidia.com/gpu
+    latency_slo_ms: int = 50
+    max_error_ratio: float = 0.01
+    cache_ttl_seconds: int = 300
+    shadow_sample_rate: float = 0.0
+    redis: RedisRef | None = None
+    prometheus_url: str = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _redis_url(redis: RedisRef) -> pulumi.Output[str]:
+    scheme = "rediss" if redis.tls else "redis"
+    return pulumi.Output.concat(
+        scheme, "://", redis.host, ":", pulumi.Output.from_input(redis.port).apply(str), "/0"
+    )
+
+
+def server_env(args: ModelServingArgs) -> list[dict[str, Any]]:
+    """Environment of the model server (workloads/serving reads and validates these at start-up)."""
+    env: list[dict[str, Any]] = [
+        {"name": "MLFLOW_TRACKING_URI", "value": args.tracking_uri},
+        {"name": "MODEL_NAME", "value": args.model},
+        {"name": "MODEL_ALIAS", "value": args.alias},
+        {"name": "MODEL_DIR", "value": "/tmp/models"},
+        {"name": "PORT", "value": str(PORT)},
+        {"name": "LATENCY_SLO_SECONDS", "value": str(args.latency_slo_ms / 1000)},
+        {"name": "CACHE_TTL_SECONDS", "value": str(max(args.cache_ttl_seconds, 1))},
+        {"name": "CACHE_ENABLED", "value": "true" if args.redis and args.cache_ttl_seconds > 0 else "false"},
+    ]
+    if args.redis is not None:
+        env += [
+            {"name": "REDIS_URL", "value": _redis_url(args.redis)},
+            {
+                "name": "REDIS_PASSWORD",
+                "valueFrom": {
+                    "secretKeyRef": {"name": args.redis.password_secret, "key": args.redis.password_key}
+                },
+            },
+        ]
+    if args.shadow_sample_rate > 0:
+        env += [
+            {"name": "SHADOW_ALIAS", "value": "challenger"},
+            {"name": "SHADOW_SAMPLE_RATE", "value": str(args.shadow_sample_rate)},
+        ]
+    return env
+
+
+def pod_template(args: ModelServingArgs, labels: dict[str, str]) -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        "requests": {"cpu": args.cpu, "memory": args.memory},
+        "limits": {"memory": args.memory},
+    }
+    spec: dict[str, Any] = {
+        "serviceAccountName": f"{args.model}-server",
+        "automountServiceAccountToken": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "terminationGracePeriodSeconds": 30,
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": labels},
+            }
+        ],
+        "containers": [
+            {
+                "name": "server",
+                "image": args.image,
+                "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+                "env": server_env(args),
+                "resources": resources,
+                "startupProbe": {
+                    "httpGet": {"path": "/readyz", "port": "http"},
+                    "periodSeconds": 5,
+                    "failureThreshold": 60,
+                },
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+                "livenessProbe": {
+                    "httpGet": {"path": "/healthz", "port": "http"},
+                    "periodSeconds": 10,
+                    "failureThreshold": 3,
+                },
+                "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "runAsNonRoot": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        ],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
+    }
+    if args.gpus:
+        resources["requests"]["nvidia.com/gpu"] = str(args.gpus)
+        resources["limits"]["nvidia.com/gpu"] = str(args.gpus)
+        spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+        spec["nodeSelector"] = {"nvidia.com/gpu.present": "true"}
+    return {"metadata": {"labels": labels}, "spec": spec}
+
+
+def canary_strategy(name: str, analysis_template: str) -> dict[str, Any]:
+    """5% -> 25% -> 50% -> 100%, analysed in the background from the first step; a failed analysis aborts
+    the rollout and Argo Rollouts sends all traffic back to the stable ReplicaSet."""
+    steps: list[dict[str, Any]] = []
+    for weight, pause in CANARY_STEPS:
+        steps += [{"setWeight": weight}, {"pause": {"duration": pause}}]
+    steps.append({"setWeight": 100})
+    return {
+        "canary": {
+            "stableService": f"{name}-stable",
+            "canaryService": f"{name}-canary",
+            "abortScaleDownDelaySeconds": 30,
+            "analysis": {
+                "templates": [{"templateName": analysis_template}],
+                "startingStep": 1,
+                "args": [
+                    {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
+                ],
+            },
+            "steps": steps,
+        }
+    }
+
+
+def analysis_metrics(args: ModelServingArgs) -> list[dict[str, Any]]:
+    """PromQL over the recording rules of monitoring/rules/canary.yaml, per canary ReplicaSet.
+
+    No samples (no traffic yet) is inconclusive, not a pass: the rollout pauses for a person to look.
+    """
+    selector = f'namespace="{{{{args.namespace}}}}",model="{args.model}",pod_template_hash="{{{{args.canary-hash}}}}"'
+    slo_seconds = args.latency_slo_ms / 1000
+
+    def metric(name: str, record: str, limit: float) -> dict[str, Any]:
+        return {
+            "name": name,
+            "interval": "1m",
+            "failureLimit": 1,
+            "inconclusiveLimit": 3,
+            "successCondition": f"len(result) > 0 && result[0] <= {limit}",
+            "failureCondition": f"len(result) > 0 && result[0] > {limit}",
+            "provider": {"prometheus": {"address": args.prometheus_url, "query": f"{record}{{{selector}}}"}},
+        }
+
+    return [
+        metric("p99-latency", "model:request_duration_seconds:p99_2m", slo_seconds),
+        metric("error-ratio", "model:requests:error_ratio_2m", args.max_error_ratio),
+    ]
+
+
+class ModelServing(pulumi.ComponentResource):
+    """Everything one model needs to serve safely; `self.service_url` is the in-cluster endpoint."""
+
+    def __init__(self, name: str, args: ModelServingArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("mlops:k8s:ModelServing", name, None, opts)
+        app = f"{args.model}-server"
+        labels = {
+            "app.kubernetes.io/name": "model-server",
+            "app.kubernetes.io/instance": app,
+            "mlops/model": args.model,
+        }
+        meta_labels = {**labels, "app.kubernetes.io/part-of": "mlops-platform", **args.labels}
+        child = args.cluster.opts(self)
+
+        def meta(obj_name: str, extra: dict[str, str] | None = None) -> dict[str, Any]:
+            return {"name": obj_name, "namespace": args.namespace, "labels": {**meta_labels, **(extra or {})}}
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=meta(app), automount_service_account_token=False, opts=child
+        )
+        self.services = [
+            k8s.core.v1.Service(
+                f"{name}-{role}",
+                metadata=meta(svc, {"mlops/scrape": "model-server"} if role != "main" else None),
+                spec={
+                    "type": "ClusterIP",
+                    "selector": labels,
+                    "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+                },
+                opts=child,
+            )
+            for role, svc in (("main", app), ("stable", f"{app}-stable"), ("canary", f"{app}-canary"))
+        ]
+        template = f"{app}-slo"
+        self.analysis_template = k8s.apiextensions.CustomResource(
+            f"{name}-analysis",
+            api_version=ROLLOUT_API,
+            kind="AnalysisTemplate",
+            metadata=meta(template),
+            spec={
+                "args": [{"name": "canary-hash"}, {"name": "namespace", "value": args.namespace}],
+                "metrics": analysis_metrics(args),
+            },
+            opts=child,
+        )
+        self.rollout = k8s.apiextensions.CustomResource(
+            f"{name}-rollout",
+            api_version=ROLLOUT_API,
+            kind="Rollout",
+            metadata=meta(app),
+            spec={
+                "replicas": args.replicas,
+                "revisionHistoryLimit": 3,
+                "selector": {"matchLabels": labels},
+                "template": pod_template(args, labels),
+                "strategy": canary_strategy(app, template),
+            },
+            opts=pulumi.ResourceOptions.merge(
+                child,
+                pulumi.ResourceOptions(
+                    depends_on=[self.analysis_template, *self.services, self.service_account],
+                    ignore_changes=["spec.replicas"],  # the HPA owns the replica count
+                ),
+            ),
+        )
+        self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-hpa",
+            metadata=meta(app),
+            spec={
+                "scaleTargetRef": {"apiVersion": ROLLOUT_API, "kind": "Rollout", "name": app},
+                "minReplicas": args.replicas,
+                "maxReplicas": max(args.max_replicas, args.replicas),
+                "metrics": [
+                    {
+                        "type": "Resource",
+                        "resource": {
+                            "name": "cpu",
+                            "target": {"type": "Utilization", "averageUtilization": 60},
+                        },
+                    }
+                ],
+                "behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}},
+            },
+            opts=child,
+        )
+        self.pdb = k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata=meta(app),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": labels}},
+            opts=child,
+        )
+        self.service_monitor = k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata=meta(app),
+            spec={
+                "selector": {"matchLabels": {**labels, "mlops/scrape": "model-server"}},
+                "endpoints": [
+                    {
+                        "port": "http",
+                        "path": "/metrics",
+                        "interval": "15s",
+                        "relabelings": [
+                            {
+                                "sourceLabels": ["__meta_kubernetes_pod_label_rollouts_pod_template_hash"],
+                                "targetLabel": "pod_template_hash",
+                            }
+                        ],
+                    }
+                ],
+            },
+            opts=child,
+        )
+        self.service_url = pulumi.Output.concat("http://", app, ".", args.namespace, ".svc")
+        self.register_outputs({"serviceUrl": self.service_url})

@@ -1,0 +1,127 @@
+"""The model server's deployer: canary steps, automated-rollback analysis, autoscaling, disruption budget,
+restricted pods and the GPU variant, checked on the offline plan and against the strict schemas."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from plan_support import ROOT, STACKS
+from test_render import validate_object
+
+from mlops_infra.k8s.serving import ModelServing, ModelServingArgs, RedisRef
+from mlops_infra.local.cluster import LocalCluster, LocalClusterArgs
+from mlops_infra.offline import Plan, evaluate
+from mlops_infra.render import manifest
+
+IMAGE = "registry.example/serving@sha256:" + "a" * 64
+
+
+def _plan(**overrides: Any) -> Plan:
+    def program() -> dict[str, Any]:
+        cluster = LocalCluster("c", LocalClusterArgs())
+        args = ModelServingArgs(
+            cluster=cluster.handle,
+            model="fraud",
+            image=IMAGE,
+            tracking_uri="http://mlflow.mlflow.svc:5000",
+            redis=RedisRef(host="redis.redis.svc", tls=True),
+            **overrides,
+        )
+        serving = ModelServing("fraud", args)
+        return {"url": serving.service_url}
+
+    return evaluate(STACKS / "Pulumi.local.yaml", program=program)
+
+
+@pytest.fixture(scope="module")
+def cpu_plan() -> Plan:
+    return _plan(replicas=3, latency_slo_ms=40)
+
+
+def _kind(plan: Plan, kind: str) -> dict[str, Any]:
+    found = [r.inputs for r in plan.k8s_objects() if r.inputs.get("kind") == kind]
+    assert len(found) == 1, kind
+    return found[0]
+
+
+def test_canary_steps_and_background_analysis(cpu_plan: Plan) -> None:
+    canary = _kind(cpu_plan, "Rollout")["spec"]["strategy"]["canary"]
+    weights = [s["setWeight"] for s in canary["steps"] if "setWeight" in s]
+    assert weights == [5, 25, 50, 100]
+    assert canary["analysis"]["templates"] == [{"templateName": "fraud-server-slo"}]
+    assert (
+        canary["stableService"] == "fraud-server-stable" and canary["canaryService"] == "fraud-server-canary"
+    )
+
+
+def test_analysis_queries_recording_rules_that_exist(cpu_plan: Plan) -> None:
+    metrics = {m["name"]: m for m in _kind(cpu_plan, "AnalysisTemplate")["spec"]["metrics"]}
+    recorded = {
+        rule["record"]
+        for group in yaml.safe_load((ROOT / "monitoring/rules/canary.yaml").read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    for name, limit in (("p99-latency", "0.04"), ("error-ratio", "0.01")):
+        metric = metrics[name]
+        query = metric["provider"]["prometheus"]["query"]
+        assert re.match(r"^[a-z_:0-9]+\{", query) and query.split("{")[0] in recorded
+        assert 'pod_template_hash="{{args.canary-hash}}"' in query and 'model="fraud"' in query
+        assert metric["failureCondition"] == f"len(result) > 0 && result[0] > {limit}"
+        assert metric["failureLimit"] == 1
+
+
+def test_autoscaling_and_disruption_budget(cpu_plan: Plan) -> None:
+    hpa = _kind(cpu_plan, "HorizontalPodAutoscaler")["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "name": "fraud-server",
+    }
+    assert hpa["minReplicas"] == 3
+    pdb = _kind(cpu_plan, "PodDisruptionBudget")["spec"]
+    assert pdb["maxUnavailable"] == 1
+    rollout = next(r for r in cpu_plan.k8s_objects() if r.inputs.get("kind") == "Rollout")
+    assert "spec.replicas" in rollout.ignore_changes
+
+
+def test_pod_is_restricted_probed_and_keeps_secrets_out(cpu_plan: Plan) -> None:
+    pod = _kind(cpu_plan, "Rollout")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["image"] == IMAGE
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"readinessProbe", "livenessProbe", "startupProbe"} <= set(container)
+    env = {e["name"]: e for e in container["env"]}
+    assert env["REDIS_URL"]["value"] == "rediss://redis.redis.svc:6379/0"
+    assert env["REDIS_PASSWORD"] == {
+        "name": "REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": "redis-auth", "key": "password"}},
+    }
+    assert env["LATENCY_SLO_SECONDS"]["value"] == "0.04"
+    assert "nvidia.com/gpu" not in container["resources"]["limits"] and "tolerations" not in pod
+
+
+def test_service_monitor_relabels_the_rollout_hash(cpu_plan: Plan) -> None:
+    (endpoint,) = _kind(cpu_plan, "ServiceMonitor")["spec"]["endpoints"]
+    assert {
+        "sourceLabels": ["__meta_kubernetes_pod_label_rollouts_pod_template_hash"],
+        "targetLabel": "pod_template_hash",
+    } in endpoint["relabelings"]
+
+
+def test_gpu_variant_tolerates_selects_and_requests() -> None:
+    pod = _kind(_plan(gpus=1), "Rollout")["spec"]["template"]["spec"]
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+def test_every_object_validates_strictly(cpu_plan: Plan, tmp_path: Path) -> None:
+    for resource in cpu_plan.k8s_objects():
+        validate_object(manifest(resource), "1.33")
