@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from mlops_infra.offline import Plan, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,6 +6,7 @@ import datetime
 import re
 
 import pytest
+
 from mlops_infra.cost import catalog
 from mlops_infra.cost.catalog import UnknownInstanceType
 

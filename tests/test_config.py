@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from mlops_infra.config import ENVIRONMENT_DEFAULTS, ConfigError, load_stack
+
 from plan_support import REFERENCE_STACKS, STACKS
 
 BASE: dict[str, Any] = {

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 from mlops_infra.offline import evaluate
+
 from plan_support import ROOT, STACKS
 
 

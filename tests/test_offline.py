@@ -9,7 +9,9 @@ import sys
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+
 from mlops_infra.offline import SECRET, UNKNOWN, Plan, evaluate
+
 from plan_support import REFERENCE_STACKS, STACKS, reference_plan
 
 RESOURCE_KEYS = {"urn", "type", "name", "parent", "custom", "protect", "inputs"}

@@ -12,7 +12,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
 from mlops_infra.render import render
+
 from plan_support import REFERENCE_STACKS, reference_plan
 
 CRD_SCHEMAS = Path(__file__).parent / "schemas" / "crds"

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 import yaml
-from plan_support import ROOT, STACKS
-from test_render import validate_object
 
 from mlops_infra.k8s.serving import ModelServing, ModelServingArgs, RedisRef
 from mlops_infra.local.cluster import LocalCluster, LocalClusterArgs
 from mlops_infra.offline import Plan, evaluate
 from mlops_infra.render import manifest
+
+from plan_support import ROOT, STACKS
+from test_render import validate_object
 
 IMAGE = "registry.example/serving@sha256:" + "a" * 64
 
