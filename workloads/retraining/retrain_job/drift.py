@@ -260,8 +260,13 @@ class DriftResult:
             "above_threshold": self.above_threshold,
             "n_current": self.n_current,
             "drifted_features": self.drifted_features,
-            "features": {k: vars(v) for k, v in self.features.items()},
+            "features": {k: _nan_to_none(vars(v)) for k, v in self.features.items()},
         }
+
+
+def _nan_to_none(d: dict[str, Any]) -> dict[str, Any]:
+    """Strict JSON has no NaN (KS is undefined for categorical features)."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
 
 
 def psi_from_counts(ref_counts: np.ndarray, cur_counts: np.ndarray, epsilon: float) -> float:
