@@ -18,6 +18,7 @@ BASE: dict[str, Any] = {
     "aws:region": "us-east-1",
     "mlops-platform:environment": "dev",
     "mlops-platform:cloud": "aws",
+    "mlops-platform:cluster": {"adminRoleArns": ["arn:aws:iam::123456789012:role/platform-admin"]},
     "mlops-platform:nodeGroups": [
         {"name": "system", "role": "system", "instanceTypes": ["m6i.large"], "minSize": 1, "maxSize": 3},
         {"name": "gpu", "role": "gpu", "instanceTypes": ["g5.xlarge"], "minSize": 0, "maxSize": 4},
@@ -98,7 +99,8 @@ def test_unknown_nested_key_suggests(tmp_path: Path) -> None:
 
 
 def test_unquoted_version_is_explained(tmp_path: Path) -> None:
-    line = only(problems_for(tmp_path, **{"mlops-platform__cluster": {"version": 1.3}}))
+    cluster = {**BASE["mlops-platform:cluster"], "version": 1.3}
+    line = only(problems_for(tmp_path, **{"mlops-platform__cluster": cluster}))
     assert "cluster.version: got 1.3" in line and 'quote the version, e.g. "1.3"' in line
 
 
