@@ -252,11 +252,11 @@ class OfflineMocks(pulumi_mocks.Mocks):
                     "accountId": ACCOUNT_ID,
                     "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
                     "userId": "OFFLINE",
-                }, None
+                }, []
             case "aws:index/getPartition:getPartition":
-                return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, None
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
             case "aws:index/getRegion:getRegion":
-                return {"name": self.region, "region": self.region}, None
+                return {"name": self.region, "region": self.region}, []
             case "gcp:organizations/getProject:getProject":
                 project = args.args.get("projectId") or "project"
                 return {"projectId": project, "number": ACCOUNT_ID, "name": project, "id": f"projects/{project}"}, []
