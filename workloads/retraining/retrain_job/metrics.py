@@ -12,11 +12,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, pushadd_to_gateway
+from prometheus_client.metrics_core import Metric
 
 from .drift import DriftResult
 
@@ -79,13 +81,27 @@ class RunMetrics:
                 for (result,), value in _previous_runs(url, self.model).items():
                     self.runs.labels(self.model, result).inc(value)
             pushadd_to_gateway(
-                url, job=JOB, grouping_key={"model": self.model}, registry=self.registry, timeout=10
+                url,
+                job=JOB,
+                grouping_key={"model": self.model},
+                registry=_NonEmpty(self.registry),
+                timeout=10,
             )
         except Exception as exc:  # a metrics outage must not fail training
             msg = f"pushgateway {url}: {exc}"
             print(f"warning: {msg}", file=sys.stderr)
             return msg
         return None
+
+
+class _NonEmpty:
+    """Only families with samples: an empty family in a POST would wipe what other commands pushed."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        return (m for m in self.registry.collect() if m.samples)
 
 
 def _previous_runs(url: str, model: str) -> dict[tuple[str], float]:
