@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mlops_infra import guardrails
 from mlops_infra.config import ConfigError, Problem, load_stack
 from mlops_infra.offline import Plan, evaluate, plan_json, resolve_stack_file
 
@@ -59,8 +60,8 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
-    """The full `plan --json` object: the offline plan plus whatever the guardrail modules add."""
-    return plan_json(plan)
+    """The full `plan --json` object: the offline plan plus its cost estimate and policy violations."""
+    return guardrails.add_to_plan_document(plan, plan_json(plan))
 
 
 def cmd_plan(args: argparse.Namespace, out: Console) -> int:
@@ -89,6 +90,18 @@ def cmd_render(args: argparse.Namespace, out: Console) -> int:
     return EXIT_OK
 
 
+def cmd_cost(args: argparse.Namespace, out: Console) -> int:
+    return guardrails.cmd_cost(args, out, _plan)
+
+
+def cmd_rightsize(args: argparse.Namespace, out: Console) -> int:
+    return guardrails.cmd_rightsize(args, out, _plan)
+
+
+def cmd_check(args: argparse.Namespace, out: Console) -> int:
+    return guardrails.cmd_check(args, out, lambda stacks: _stack_files(stacks, default_all=True), evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-infra", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stack", metavar="STACK")
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=cmd_render)
+    guardrails.add_parsers(sub, {"cost": cmd_cost, "rightsize": cmd_rightsize, "check": cmd_check})
     return parser
 
 
@@ -116,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             err.print(str(problem), markup=False, highlight=False)
         return EXIT_INVALID
-    except UsageError as exc:
+    except (UsageError, guardrails.GuardrailInputError) as exc:
         err.print(str(exc), markup=False, highlight=False)
         return EXIT_INVALID
     return code

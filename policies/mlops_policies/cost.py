@@ -1,0 +1,339 @@
+"""Cost rules: stay within budget, let accelerators scale to zero on spot outside prod, bound every group,
+use priced (and allowed) machine types, and never request more accelerators than a node has."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mlops_infra.cost import catalog
+from mlops_infra.cost.estimator import Schedule, estimate
+
+from mlops_policies.model import (
+    Resource,
+    Rule,
+    as_list,
+    containers,
+    display,
+    environment_of,
+    pod_spec,
+    quantity,
+)
+from mlops_policies.security import EKS_NODE_GROUP, GKE_NODE_POOL, matches_any
+
+StackFindings = Iterator[tuple[str | None, str]]
+ACCELERATOR_RESOURCES: dict[str, str] = {
+    "nvidia.com/gpu": "gpu",
+    "aws.amazon.com/neuron": "neuron",
+    "aws.amazon.com/neurondevice": "neuron",
+    "aws.amazon.com/neuroncore": "neuron",
+    "google.com/tpu": "tpu",
+}
+
+
+@dataclass(frozen=True)
+class NodeGroupView:
+    """A node group / node pool whichever cloud declared it."""
+
+    resource: Resource
+    instance_types: tuple[str, ...]
+    spot: bool
+    min_size: int
+    max_size: int
+
+    @property
+    def known(self) -> list[catalog.InstanceType]:
+        return [i for i in (catalog.find_instance(n) for n in self.instance_types) if i is not None]
+
+    @property
+    def accelerator_kind(self) -> str | None:
+        kinds = sorted(str(i.accelerator_kind) for i in self.known if i.accelerator_kind)
+        if kinds:
+            return kinds[0]
+        ami = str(self.resource.get("amiType", default=""))
+        if "NVIDIA" in ami:
+            return "gpu"
+        if "NEURON" in ami:
+            return "neuron"
+        if self.resource.get("nodeConfig", "guestAccelerators"):
+            return "gpu"
+        return None
+
+
+def node_groups(resources: Sequence[Resource]) -> list[NodeGroupView]:
+    groups = []
+    for r in resources:
+        if r.type == EKS_NODE_GROUP:
+            scaling = r.get("scalingConfig", default={})
+            groups.append(
+                NodeGroupView(
+                    r,
+                    tuple(as_list(r.get("instanceTypes"))),
+                    str(r.get("capacityType", default="")).upper() == "SPOT",
+                    int(scaling.get("minSize", 0)),
+                    int(scaling.get("maxSize", 0)),
+                )
+            )
+        elif r.type == GKE_NODE_POOL:
+            cfg = r.get("nodeConfig", default={})
+            auto = r.get("autoscaling", default={})
+            fixed = int(r.get("nodeCount", default=r.get("initialNodeCount", default=0)))
+            lo = int(auto.get("totalMinNodeCount", auto.get("minNodeCount", fixed))) if auto else fixed
+            hi = int(auto.get("totalMaxNodeCount", auto.get("maxNodeCount", fixed))) if auto else fixed
+            groups.append(
+                NodeGroupView(
+                    r,
+                    (str(cfg.get("machineType", "")),),
+                    bool(cfg.get("spot") or cfg.get("preemptible")),
+                    lo,
+                    hi,
+                )
+            )
+    return groups
+
+
+def _nonprod(resources: Sequence[Resource], config: Mapping[str, Any]) -> str | None:
+    env = environment_of(resources, config)
+    return env if env is not None and env != "prod" else None
+
+
+def budget_within_limit(resources: Sequence[Resource], config: Mapping[str, Any]) -> StackFindings:
+    limit = config.get("monthlyUsd")
+    if not isinstance(limit, int | float) or isinstance(limit, bool):
+        return
+    basis = str(config.get("basis", "expected"))
+    schedules = {
+        str(name): Schedule(float(s["hoursPerDayActive"]), float(s["daysPerWeek"]))
+        for name, s in (config.get("scaleDownSchedules") or {}).items()
+        if isinstance(s, Mapping) and "hoursPerDayActive" in s and "daysPerWeek" in s
+    }
+    result = estimate(resources, schedules=schedules)
+    total = getattr(result.monthly, "max" if basis == "max" else "expected")
+    if total > limit:
+        biggest = sorted(
+            result.items,
+            key=lambda i: getattr(i.monthly, "max" if basis == "max" else "expected"),
+            reverse=True,
+        )[:3]
+        top = ", ".join(
+            f"{i.sku} {getattr(i.monthly, 'max' if basis == 'max' else 'expected'):,.0f}" for i in biggest
+        )
+        yield (
+            None,
+            (
+                f"estimated {basis} monthly cost {total:,.2f} USD exceeds the budget of {limit:,.2f} USD "
+                f"(largest items: {top}); lower maxSize/desiredSize, use spot or smaller types, or raise budget.monthlyUsd"
+            ),
+        )
+
+
+def accelerators_scale_to_zero_nonprod(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> StackFindings:
+    env = _nonprod(resources, config)
+    if env is None:
+        return
+    for g in node_groups(resources):
+        if g.accelerator_kind and g.min_size > 0:
+            yield (
+                g.resource.urn,
+                (
+                    f"{display(g.resource)}: {g.accelerator_kind} group keeps {g.min_size} node(s) running in {env}; "
+                    "set minSize: 0 so the autoscaler removes idle accelerators"
+                ),
+            )
+
+
+def spot_for_nonprod_accelerators(resources: Sequence[Resource], config: Mapping[str, Any]) -> StackFindings:
+    env = _nonprod(resources, config)
+    if env is None:
+        return
+    for g in node_groups(resources):
+        if g.accelerator_kind and not g.spot:
+            saving = ""
+            known = g.known
+            if known:
+                k = known[0]
+                saving = f" (spot is {k.spot_discount:.0%} cheaper for {k.name} per the catalog)"
+            yield (
+                g.resource.urn,
+                (
+                    f"{display(g.resource)}: {g.accelerator_kind} group runs on-demand in {env}{saving}; "
+                    "set capacity: spot for non-prod accelerators"
+                ),
+            )
+
+
+def node_group_max_bounded(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+    views = node_groups([r])
+    if not views:
+        return
+    g = views[0]
+    max_nodes = int(config.get("maxNodes", 100))
+    max_accel = int(config.get("maxAcceleratorNodes", 16))
+    limit = max_accel if g.accelerator_kind else max_nodes
+    if g.max_size <= 0:
+        yield f"{display(r)}: no maximum size; set maxSize so a runaway scale-up cannot run up the bill"
+    elif g.max_size > limit:
+        kind = f"{g.accelerator_kind} " if g.accelerator_kind else ""
+        yield (
+            f"{display(r)}: maxSize {g.max_size} exceeds the {kind}limit of {limit} nodes; lower maxSize "
+            f"or raise {'maxAcceleratorNodes' if g.accelerator_kind else 'maxNodes'} in the policy config"
+        )
+
+
+def allowed_instance_types(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+    views = node_groups([r])
+    if not views:
+        return
+    allowed = [str(p) for p in as_list(config.get("allowed"))] or ["*"]
+    denied = [str(p) for p in as_list(config.get("denied"))]
+    for name in views[0].instance_types:
+        if catalog.find_instance(name) is None:
+            yield (
+                f"{display(r)}: instance type {name} is not in the price catalog, so its cost is unknown; "
+                "pick a catalog type or add a sourced row to mlops_infra/cost/data"
+            )
+        elif not matches_any(name, allowed) or matches_any(name, denied):
+            yield (
+                f"{display(r)}: instance type {name} is not allowed here (allowed: {', '.join(allowed)}; "
+                f"denied: {', '.join(denied) or 'none'}); choose another type"
+            )
+
+
+def _requests(container: Mapping[str, Any]) -> dict[str, float]:
+    res = container.get("resources") or {}
+    out: dict[str, float] = {}
+    for section in ("limits", "requests"):  # requests win; extended resources may only be in limits
+        for key, value in (res.get(section) or {}).items():
+            q = quantity(value)
+            if q is not None:
+                out[key] = q
+    return out
+
+
+def pod_requests(spec: Mapping[str, Any]) -> dict[str, float]:
+    """Effective pod request: sum over app containers, max with each init container (scheduler's rule)."""
+    total: dict[str, float] = {}
+    for where, c in containers(spec, init=False):
+        del where
+        for k, v in _requests(c).items():
+            total[k] = total.get(k, 0.0) + v
+    for c in as_list(spec.get("initContainers")):
+        if isinstance(c, Mapping):
+            for k, v in _requests(c).items():
+                total[k] = max(total.get(k, 0.0), v)
+    return total
+
+
+def accelerator_request(spec: Mapping[str, Any]) -> tuple[str, str, float] | None:
+    for key, value in pod_requests(spec).items():
+        if key in ACCELERATOR_RESOURCES and value > 0:
+            return key, ACCELERATOR_RESOURCES[key], value
+    return None
+
+
+def _device_count(itype: catalog.InstanceType, resource_name: str) -> int:
+    if resource_name == "aws.amazon.com/neuroncore":
+        return itype.neuron_cores
+    return itype.accelerator_count
+
+
+def gpu_request_fits_node(resources: Sequence[Resource], config: Mapping[str, Any]) -> StackFindings:
+    groups = node_groups(resources)
+    for r in resources:
+        spec = pod_spec(r)
+        if spec is None:
+            continue
+        found = accelerator_request(spec)
+        if found is None:
+            continue
+        resource_name, kind, count = found
+        requests = pod_requests(spec)
+        cpu, mem = requests.get("cpu", 0.0), requests.get("memory", 0.0) / 2**30
+        shapes = [
+            i for g in groups if g.accelerator_kind == kind for i in g.known if i.accelerator_kind == kind
+        ]
+        if not shapes:
+            yield (
+                r.urn,
+                (
+                    f"{display(r)}: requests {count:g} {resource_name} but the stack has no {kind} node group; "
+                    f"add a nodeGroups entry with role: {kind} or drop the request"
+                ),
+            )
+            continue
+        fits = [
+            i
+            for i in shapes
+            if _device_count(i, resource_name) >= count and i.vcpu >= cpu and i.memory_gib >= mem
+        ]
+        if not fits:
+            biggest = max(shapes, key=lambda i: _device_count(i, resource_name))
+            yield (
+                r.urn,
+                (
+                    f"{display(r)}: requests {count:g} {resource_name}, {cpu:g} CPU, {mem:.1f} GiB but the largest "
+                    f"{kind} node ({biggest.name}) has {_device_count(biggest, resource_name)}, {biggest.vcpu} vCPU, "
+                    f"{biggest.memory_gib:g} GiB; the pod would stay Pending - lower the request or add a larger type"
+                ),
+            )
+        elif not math.isclose(count, round(count)):
+            yield r.urn, f"{display(r)}: {resource_name} must be requested in whole devices, got {count:g}"
+
+
+RULES: list[Rule] = [
+    Rule(
+        "budget-within-limit",
+        "cost",
+        "The estimated monthly cost stays within the stack's budget.",
+        stack_check=budget_within_limit,
+        config_schema={
+            "monthlyUsd": {"type": "number"},
+            "basis": {"type": "string", "enum": ["expected", "max"]},
+            "scaleDownSchedules": {"type": "object"},
+        },
+    ),
+    Rule(
+        "accelerators-scale-to-zero-nonprod",
+        "cost",
+        "Outside prod, accelerator groups can scale to zero.",
+        stack_check=accelerators_scale_to_zero_nonprod,
+        config_schema={"environment": {"type": "string"}},
+    ),
+    Rule(
+        "spot-for-nonprod-accelerators",
+        "cost",
+        "Outside prod, accelerator groups use spot capacity.",
+        stack_check=spot_for_nonprod_accelerators,
+        config_schema={"environment": {"type": "string"}},
+    ),
+    Rule(
+        "node-group-max-bounded",
+        "cost",
+        "Every node group has a bounded maximum size.",
+        resource_check=node_group_max_bounded,
+        config_schema={
+            "maxNodes": {"type": "integer", "minimum": 1},
+            "maxAcceleratorNodes": {"type": "integer", "minimum": 1},
+        },
+    ),
+    Rule(
+        "allowed-instance-types",
+        "cost",
+        "Node groups use priced, allowed machine types.",
+        resource_check=allowed_instance_types,
+        config_schema={
+            "allowed": {"type": "array", "items": {"type": "string"}},
+            "denied": {"type": "array", "items": {"type": "string"}},
+        },
+    ),
+    Rule(
+        "gpu-request-fits-node",
+        "cost",
+        "Accelerator requests fit a node of the stack's accelerator groups.",
+        stack_check=gpu_request_fits_node,
+    ),
+]

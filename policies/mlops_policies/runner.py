@@ -1,0 +1,102 @@
+"""Apply the rule functions to an offline plan: what `mlops-infra check` and `plan --json` report.
+
+The runner builds the same `Resource` views the CrossGuard adapter builds from the engine, and the policy
+config a stack would get: its environment's defaults plus its budget and scale-down schedules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mlops_policies import cost, reliability, security
+from mlops_policies.model import Resource, Rule, Violation
+from mlops_policies.settings import default_config, merge, resolve
+
+if TYPE_CHECKING:
+    from mlops_infra.config import StackConfig
+    from mlops_infra.offline import Plan
+
+ALL_RULES: list[Rule] = [*security.RULES, *reliability.RULES, *cost.RULES]
+BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
+
+
+def rule(name: str) -> Rule:
+    for r in ALL_RULES:
+        if r.name == name:
+            return r
+    raise KeyError(f"unknown rule {name!r}")
+
+
+def resources_from_plan(plan: Plan) -> list[Resource]:
+    """Custom resources of the plan, as the engine would hand them to a policy pack."""
+    return [
+        Resource(
+            urn=r.urn,
+            type=r.type,
+            name=r.name,
+            props=r.inputs,
+            protect=r.protect,
+            dependencies=tuple(r.depends_on),
+            parent=r.parent,
+        )
+        for r in plan.resources
+        if r.custom and not r.type.startswith("pulumi:providers:")
+    ]
+
+
+def stack_policy_config(config: StackConfig) -> dict[str, Any]:
+    """The policy config for one stack: environment defaults + budget + schedules (what
+    `--policy-pack-config` should hold when the real engine runs the pack)."""
+    result = default_config(config.environment)
+    budget: dict[str, Any] = {}
+    if config.budget is not None:
+        budget = {"monthlyUsd": config.budget.monthly_usd, "basis": config.budget.basis}
+    schedules = {
+        g.name: {
+            "hoursPerDayActive": g.scale_down_schedule.hours_per_day_active,
+            "daysPerWeek": g.scale_down_schedule.days_per_week,
+        }
+        for g in config.node_groups
+        if g.scale_down_schedule is not None
+    }
+    if schedules:
+        budget["scaleDownSchedules"] = schedules
+    return merge(result, {"budget-within-limit": budget}) if budget else result
+
+
+def run_rules(
+    resources: Sequence[Resource], config: Mapping[str, Any], rules: Sequence[Rule] = ALL_RULES
+) -> list[Violation]:
+    """Every violation of every enabled rule, in rule order. A rule that fails on odd input reports that
+    as a violation at its own level instead of crashing the command."""
+    levels = resolve(config, list(rules))
+    found: list[Violation] = []
+    for r in rules:
+        level, props = levels[r.name]
+        if level == "disabled":
+            continue
+        try:
+            if r.resource_check is not None:
+                for res in resources:
+                    found.extend(
+                        Violation(r.name, level, res.urn, msg) for msg in r.resource_check(res, props)
+                    )
+            elif r.stack_check is not None:
+                found.extend(
+                    Violation(r.name, level, urn, msg) for urn, msg in r.stack_check(resources, props)
+                )
+        except Exception as exc:
+            found.append(Violation(r.name, level, None, f"rule could not evaluate this stack: {exc!r}"))
+    return found
+
+
+def check_plan(plan: Plan, overrides: Mapping[str, Any] | None = None) -> list[Violation]:
+    config = stack_policy_config(plan.config)
+    if overrides:
+        config = merge(config, overrides)
+    return run_rules(resources_from_plan(plan), config)
+
+
+def blocking(violations: Sequence[Violation]) -> list[Violation]:
+    return [v for v in violations if v.enforcement in BLOCKING]
