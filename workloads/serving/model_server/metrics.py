@@ -13,7 +13,14 @@ import threading
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -95,6 +102,7 @@ class Metrics:
 
     def __init__(self, model: str, buckets: Sequence[float]) -> None:
         self.model = model
+        disable_created_metrics()  # *_created series are not in the contract and double the series count
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.request_duration = Histogram(

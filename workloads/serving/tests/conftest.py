@@ -36,7 +36,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_until(check, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None):
+def wait_until(
+    check, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None
+):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -63,8 +65,9 @@ class Process:
     def __init__(self, args: list[str], log: Path, env: dict | None = None, cwd: Path | None = None):
         self.args, self.log = args, log
         self._fh = open(log, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(args, stdout=self._fh, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdout=self._fh, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
+        )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
         if self.proc.poll() is None:
@@ -75,8 +78,14 @@ class Process:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+                pass
+        # children (MLflow's job runners) may outlive the leader: clear our own process group
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        if self.proc.poll() is None:
+            self.proc.wait(5)
         self._fh.close()
 
 
@@ -92,8 +101,22 @@ class RedisServer:
         exe = shutil.which("redis-server")
         if exe is None:
             pytest.skip("redis-server not installed")
-        self.p = Process([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                          "no", "--dir", str(self.tmp)], self.tmp / f"redis-{self.port}.log")
+        self.p = Process(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.tmp),
+            ],
+            self.tmp / f"redis-{self.port}.log",
+        )
         wait_until(self.ping, 10, "redis-server", self.p.proc, self.p.log)
 
     def ping(self) -> bool:
@@ -115,10 +138,30 @@ class MlflowServer:
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
-        self.p = Process([str(MLFLOW_BIN), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
-                          "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1",
-                          "--port", str(self.port), "--workers", "1"], tmp / "mlflow.log",
-                         env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}, cwd=tmp)
+        self.p = Process(
+            [
+                str(MLFLOW_BIN),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{tmp}/mlflow.db",
+                "--artifacts-destination",
+                str(tmp / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                "1",
+            ],
+            tmp / "mlflow.log",
+            env={
+                **os.environ,
+                "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+                # no job runner / huey consumers: 8 fewer processes, much faster start
+                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            },
+            cwd=tmp,
+        )
 
     def wait(self) -> MlflowServer:
         wait_until(lambda: _http_ok(f"{self.uri}/health"), 120, "mlflow server", self.p.proc, self.p.log)
@@ -134,14 +177,26 @@ class ModelServerProcess:
     def __init__(self, tmp: Path, env: dict[str, str]):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full = {**os.environ, "HOST": "127.0.0.1", "PORT": str(self.port), "POLL_INTERVAL_SECONDS": "0.5",
-                "MODEL_DIR": str(tmp), "PYTHONPATH": str(SERVING_DIR), **env}
+        full = {
+            **os.environ,
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "POLL_INTERVAL_SECONDS": "0.5",
+            "MODEL_DIR": str(tmp),
+            "PYTHONPATH": str(SERVING_DIR),
+            **env,
+        }
         self.p = Process([sys.executable, "-m", "model_server"], tmp / f"server-{self.port}.log", env=full)
         self.client = httpx.Client(base_url=self.url, timeout=10.0)
 
     def wait_ready(self, timeout: float = 90) -> ModelServerProcess:
-        wait_until(lambda: self.client.get("/readyz").status_code == 200, timeout, "model server",
-                   self.p.proc, self.p.log)
+        wait_until(
+            lambda: self.client.get("/readyz").status_code == 200,
+            timeout,
+            "model server",
+            self.p.proc,
+            self.p.log,
+        )
         return self
 
     def predict(self, body, **kw) -> httpx.Response:
@@ -233,12 +288,14 @@ def train_forest(n_estimators: int = 50, seed: int = 0, max_depth: int | None = 
     from sklearn.ensemble import RandomForestClassifier
 
     x, y = make_data(seed=seed)
-    return RandomForestClassifier(n_estimators=n_estimators, max_depth=max_depth, random_state=seed,
-                                  n_jobs=1).fit(x, y)
+    return RandomForestClassifier(
+        n_estimators=n_estimators, max_depth=max_depth, random_state=seed, n_jobs=1
+    ).fit(x, y)
 
 
-def register_sklearn(tracking_uri: str, name: str, model, alias: str | None = None,
-                     serialization: str = "skops") -> str:
+def register_sklearn(
+    tracking_uri: str, name: str, model, alias: str | None = None, serialization: str = "skops"
+) -> str:
     """Log + register; skops with the model's own types trusted (the producer vouches for them)."""
     import mlflow
     import mlflow.sklearn
@@ -252,9 +309,14 @@ def register_sklearn(tracking_uri: str, name: str, model, alias: str | None = No
     if serialization == "skops":
         kwargs["skops_trusted_types"] = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x, model.predict_proba(x)),
-                                        registered_model_name=name, serialization_format=serialization,
-                                        **kwargs)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict_proba(x)),
+            registered_model_name=name,
+            serialization_format=serialization,
+            **kwargs,
+        )
     version = str(info.registered_model_version)
     if alias:
         set_alias(tracking_uri, name, alias, version)
@@ -265,7 +327,8 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     from mlflow import MlflowClient
 
     MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri).set_registered_model_alias(
-        name, alias, version)
+        name, alias, version
+    )
 
 
 def row(i: int = 0, seed: int = 7) -> dict[str, float]:
@@ -274,8 +337,7 @@ def row(i: int = 0, seed: int = 7) -> dict[str, float]:
 
 
 def server_env(mlflow_uri: str, name: str, redis_url: str = "", **extra) -> dict[str, str]:
-    env = {"MLFLOW_TRACKING_URI": mlflow_uri, "MODEL_NAME": name, "REDIS_URL": redis_url,
-           "LOG_LEVEL": "info"}
+    env = {"MLFLOW_TRACKING_URI": mlflow_uri, "MODEL_NAME": name, "REDIS_URL": redis_url, "LOG_LEVEL": "info"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -285,6 +347,28 @@ def kit():
     """Helpers for test modules (with --import-mode=importlib they cannot import conftest by name)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(FEATURES=FEATURES, N_FEATURES=N_FEATURES, RedisServer=RedisServer, make_data=make_data,
-                           train_forest=train_forest, register_sklearn=register_sklearn, set_alias=set_alias,
-                           row=row, server_env=server_env, wait_until=wait_until)
+    return SimpleNamespace(
+        FEATURES=FEATURES,
+        N_FEATURES=N_FEATURES,
+        RedisServer=RedisServer,
+        make_data=make_data,
+        train_forest=train_forest,
+        register_sklearn=register_sklearn,
+        set_alias=set_alias,
+        row=row,
+        server_env=server_env,
+        wait_until=wait_until,
+    )
+
+
+@pytest.fixture(scope="session")
+def forest_server(mlflow_server, redis_server, tmp_path_factory):
+    """One long-lived server (RF champion, cache on) for fuzzing, HTTP edge cases and metrics."""
+    name = "shared-forest"
+    register_sklearn(mlflow_server.uri, name, train_forest(seed=0), alias="champion")
+    srv = ModelServerProcess(
+        tmp_path_factory.mktemp("forest-server"),
+        server_env(mlflow_server.uri, name, redis_server.url, MAX_BODY_BYTES=65536, MAX_INSTANCES=32),
+    )
+    yield srv.wait_ready()
+    srv.stop()

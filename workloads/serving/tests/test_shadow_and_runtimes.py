@@ -26,11 +26,17 @@ def test_shadow_mode_scores_challenger_in_background(mlflow_server, start_server
     champion = kit.train_forest(seed=0)
     challenger = _unconvertible_pipeline(kit)
     v1 = kit.register_sklearn(mlflow_server.uri, name, champion, alias="champion")
-    v2 = kit.register_sklearn(mlflow_server.uri, name, challenger, alias="challenger",
-                              serialization="cloudpickle")
-    srv = start_server(kit.server_env(mlflow_server.uri, name, SHADOW_ALIAS="challenger", SHADOW_SAMPLE_RATE=1))
-    kit.wait_until(lambda: srv.metric("model_info", alias="challenger", model_version=v2, runtime="pyfunc") == 1,
-                   30, "challenger load")
+    v2 = kit.register_sklearn(
+        mlflow_server.uri, name, challenger, alias="challenger", serialization="cloudpickle"
+    )
+    srv = start_server(
+        kit.server_env(mlflow_server.uri, name, SHADOW_ALIAS="challenger", SHADOW_SAMPLE_RATE=1)
+    )
+    kit.wait_until(
+        lambda: srv.metric("model_info", alias="challenger", model_version=v2, runtime="pyfunc") == 1,
+        30,
+        "challenger load",
+    )
     assert srv.metric("model_info", alias="champion", model_version=v1, runtime="onnx") == 1
 
     rows = [kit.row(i, seed=21) for i in range(40)]
@@ -88,8 +94,12 @@ def test_non_sklearn_pyfunc_model_and_integer_columns(mlflow_server, start_serve
     frame = pd.DataFrame({"a": [0.5, 1.5], "n": [1, 2]})
     mlflow.set_tracking_uri(mlflow_server.uri)
     with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(name="model", python_model=_Doubler(), registered_model_name=name,
-                                       signature=infer_signature(frame, np.array([2.0, 5.0])))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=_Doubler(),
+            registered_model_name=name,
+            signature=infer_signature(frame, np.array([2.0, 5.0])),
+        )
     kit.set_alias(mlflow_server.uri, name, "champion", str(info.registered_model_version))
     srv = start_server(kit.server_env(mlflow_server.uri, name))
     assert srv.client.get("/model").json()["runtime"] == "pyfunc"
@@ -105,8 +115,10 @@ def test_model_without_signature_is_refused_with_a_clear_error(mlflow_server, ki
     model = kit.train_forest(seed=5, n_estimators=5)
     mlflow.set_tracking_uri(mlflow_server.uri)
     with mlflow.start_run():
-        info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                        serialization_format="cloudpickle")
+        info = mlflow.sklearn.log_model(
+            model, name="model", registered_model_name=name, serialization_format="cloudpickle"
+        )
     with pytest.raises(ModelLoadError, match="signature"):
-        load_model(mlflow_server.uri, name, str(info.registered_model_version), "champion",
-                   model_dir=str(tmp_path))
+        load_model(
+            mlflow_server.uri, name, str(info.registered_model_version), "champion", model_dir=str(tmp_path)
+        )

@@ -1,0 +1,155 @@
+"""Bad input never yields a 5xx: targeted edge cases plus hypothesis fuzzing against a real server."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
+    max_leaves=25,
+)
+
+
+def _check(resp: httpx.Response) -> None:
+    assert resp.status_code < 500, (resp.status_code, resp.text)
+    if resp.status_code >= 400:
+        assert "error" in resp.json()  # always a JSON message, never a traceback
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"features": {}}, 422, "missing feature 'f0'"),
+        ({"feature": {}}, 422, "'features'"),
+        ({"features": {"f0": 1}, "x": 1}, 422, "'x'"),
+        ({"instances": []}, 422, "empty"),
+        ({"instances": {}}, 422, "list"),
+        ([1, 2], 422, "JSON object"),
+        ({"features": "nope"}, 422, "object"),
+    ],
+)
+def test_structural_errors_name_the_problem(forest_server, kit, body, status, needle):
+    resp = forest_server.predict(body)
+    assert resp.status_code == status and needle in resp.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [("1.0", "a string"), (None, "null"), (True, "a boolean"), ([1], "a list"), (10**30, "out of range")],
+)
+def test_wrong_typed_feature_is_named(forest_server, kit, value, needle):
+    features = kit.row(0) | {"f7": value}
+    resp = forest_server.predict({"features": features})
+    assert resp.status_code == 422
+    assert "'f7'" in resp.json()["error"] and needle in resp.json()["error"]
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_values_are_rejected(forest_server, kit, literal):
+    text = json.dumps({"features": kit.row(0)}).replace(str(kit.row(0)["f3"]), literal)
+    resp = forest_server.client.post("/predict", content=text, headers={"content-type": "application/json"})
+    assert resp.status_code == 422 and "'f3'" in resp.json()["error"] and "finite" in resp.json()["error"]
+
+
+def test_extra_feature_and_instance_index_are_named(forest_server, kit):
+    resp = forest_server.predict({"instances": [kit.row(0), kit.row(1) | {"bogus": 1.0}]})
+    assert resp.status_code == 422
+    assert "instances[1]" in resp.json()["error"] and "'bogus'" in resp.json()["error"]
+
+
+def test_http_level_errors(forest_server, kit):
+    c = forest_server.client
+    ok = json.dumps({"features": kit.row(0)})
+    assert (
+        c.post("/predict", content=b"{not json", headers={"content-type": "application/json"}).status_code
+        == 400
+    )
+    assert c.post("/predict", content=ok, headers={"content-type": "text/plain"}).status_code == 415
+    assert c.post("/predict", content=ok).status_code == 415  # no content-type
+    resp = c.get("/predict")
+    assert resp.status_code == 405 and resp.headers["allow"] == "POST"
+    assert c.delete("/metrics").status_code == 405
+    assert c.get("/nope").status_code == 404
+    deep = "[" * 100_000 + "]" * 100_000
+    assert c.post("/predict", content=deep, headers={"content-type": "application/json"}).status_code == 413
+    deep = "[" * 30_000 + "]" * 30_000
+    assert c.post("/predict", content=deep, headers={"content-type": "application/json"}).status_code == 400
+    big = {"features": kit.row(0) | {"pad": "x" * 100_000}}
+    assert forest_server.predict(big).status_code == 413
+    rows = {"instances": [kit.row(0)] * 33}
+    assert forest_server.predict(rows).status_code == 422  # MAX_INSTANCES=32
+    bad_utf8 = b'{"features": {"f0": "\xff"}}'
+    assert (
+        c.post("/predict", content=bad_utf8, headers={"content-type": "application/json"}).status_code == 400
+    )
+    assert c.get("/healthz").status_code == 200
+
+
+@FUZZ
+@given(body=json_values)
+def test_fuzz_arbitrary_json(forest_server, body):
+    _check(
+        forest_server.client.post(
+            "/predict", content=json.dumps(body), headers={"content-type": "application/json"}
+        )
+    )
+
+
+@FUZZ
+@given(
+    raw=st.binary(max_size=300),
+    ctype=st.sampled_from(
+        ["application/json", "application/json; charset=utf-8", "text/plain", "", "APPLICATION/JSON"]
+    ),
+)
+def test_fuzz_arbitrary_bytes(forest_server, raw, ctype):
+    headers = {"content-type": ctype} if ctype else {}
+    _check(forest_server.client.post("/predict", content=raw, headers=headers))
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_feature_values(forest_server, kit, data):
+    """Valid shape, arbitrary values: finite numbers give 200, anything else a named 422."""
+    features = kit.row(0)
+    for name in data.draw(st.lists(st.sampled_from(kit.FEATURES), max_size=4, unique=True)):
+        features[name] = data.draw(json_values)
+    if data.draw(st.booleans()):
+        features[data.draw(st.text(max_size=6))] = data.draw(json_values)
+    resp = forest_server.client.post(
+        "/predict", content=json.dumps({"features": features}), headers={"content-type": "application/json"}
+    )
+    _check(resp)
+    valid = set(features) == set(kit.FEATURES) and all(
+        type(v) in (int, float) and math.isfinite(v) and abs(v) <= 2**53 for v in features.values()
+    )
+    assert (resp.status_code == 200) == valid, resp.text
+    if resp.status_code == 200:
+        assert 0.0 <= resp.json()["prediction"] <= 1.0
+
+
+@FUZZ
+@given(
+    method=st.sampled_from(["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]),
+    path=st.sampled_from(["/predict", "/metrics", "/healthz", "/readyz", "/model", "/", "/x/../predict"]),
+)
+def test_fuzz_methods_and_paths(forest_server, method, path):
+    resp = forest_server.client.request(method, path)
+    assert resp.status_code < 500
+
+
+def test_server_survived_fuzzing(forest_server, kit):
+    assert forest_server.p.proc.poll() is None
+    assert forest_server.predict({"features": kit.row(1)}).status_code == 200
+    assert forest_server.metric("model_requests_total", code="500") == 0
