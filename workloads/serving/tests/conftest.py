@@ -7,6 +7,7 @@ kills its tracking server on purpose, gets a private one started in parallel wit
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -71,19 +72,13 @@ class Process:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)  # the process group we created, not a name match
-            except ProcessLookupError:
-                pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # children (MLflow's job runners) may outlive the leader: clear our own process group
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         if self.proc.poll() is None:
             self.proc.wait(5)
         self._fh.close()
