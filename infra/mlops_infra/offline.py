@@ -92,6 +92,11 @@ class Plan:
 def _mask(value: Any) -> Any:
     """Replace secret values by a marker, recursively, so nothing printed can leak them."""
     if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        # A secret map (a Kubernetes Secret's data/stringData) keeps its keys, which are not secret, so
+        # rendered Secrets still validate and show which keys they hold.
+        if isinstance(inner, Mapping):
+            return {str(k): SECRET for k in sorted(inner)}
         return SECRET
     if isinstance(value, Mapping):
         return {k: _mask(v) for k, v in sorted(value.items())}

@@ -29,6 +29,10 @@ class Platform(pulumi.ComponentResource):
             NamespacesArgs(cluster=self.cluster, labels={"app.kubernetes.io/part-of": PROJECT}),
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.cluster.depends_on),
         )
+        from mlops_infra.services import platform_services
+
+        self.services = platform_services(config, self.cluster, self.namespaces, self)
+        self.outputs.update(self.services.outputs())
         self.outputs["clusterName"] = self.cluster.name
         self.register_outputs(self.outputs)
 
