@@ -220,7 +220,10 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 }
             case "aws:ecr/repository:Repository":
                 repo = inputs.get("name", rid)
-                out |= {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}"}
+                out |= {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}", "registryId": ACCOUNT_ID}
+            case "docker:index/image:Image":
+                image = str(inputs.get("imageName", rid)).rsplit(":", 1)[0]
+                out |= {"repoDigest": f"{image}@sha256:{_digest(rid, str(inputs.get('imageName')), length=64)}"}
             case "random:index/randomPassword:RandomPassword" | "random:index/randomString:RandomString":
                 length = int(inputs.get("length", 32))
                 out |= {"result": rpc.wrap_rpc_secret(_digest(rid, "pw", length=64)[:length])}
@@ -260,6 +263,16 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 }, []
             case "aws:index/getPartition:getPartition":
                 return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
+            case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+                server = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com"
+                return {
+                    "proxyEndpoint": f"https://{server}",
+                    "userName": "AWS",
+                    "password": _digest(server, "ecr-token", length=64),
+                    "authorizationToken": _digest(server, "ecr-auth", length=64),
+                    "expiresAt": "2026-01-01T12:00:00Z",
+                    "id": self.region,
+                }, []
             case "aws:index/getRegion:getRegion":
                 return {"name": self.region, "region": self.region}, []
             case "gcp:organizations/getProject:getProject":
