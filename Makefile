@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit bench bench-plan
+.PHONY: setup tools plan up test lint typecheck unit bench bench-plan bench-serving bench-drift
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -46,4 +46,10 @@ test: lint typecheck unit
 bench-plan: setup
 	$(BIN)/python bench/bench_plan.py
 
-bench: bench-plan
+bench-serving: setup tools
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python workloads/serving/bench/run.py
+
+bench-drift: setup
+	$(BIN)/python workloads/retraining/bench/bench_drift.py
+
+bench: bench-plan bench-drift bench-serving
