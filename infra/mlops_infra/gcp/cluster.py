@@ -47,7 +47,13 @@ def gke_kubeconfig(name: str, endpoint: str, ca_certificate: str) -> str:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": name, "cluster": {"server": f"https://{endpoint}", "certificate-authority-data": ca_certificate}}
+                {
+                    "name": name,
+                    "cluster": {
+                        "server": f"https://{endpoint}",
+                        "certificate-authority-data": ca_certificate,
+                    },
+                }
             ],
             "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
             "current-context": name,
@@ -89,7 +95,9 @@ class GkeClusterArgs:
     authorized_cidrs: list[str] = field(default_factory=list)
     autoscaling_profile: Literal["BALANCED", "OPTIMIZE_UTILIZATION"] = "BALANCED"
     logging: list[str] = field(default_factory=lambda: ["api"])
-    managed_prometheus: bool = False  # the platform runs its own Prometheus; GMP would scrape everything twice
+    managed_prometheus: bool = (
+        False  # the platform runs its own Prometheus; GMP would scrape everything twice
+    )
     deletion_protection: bool = True
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -125,7 +133,10 @@ class GkeCluster(pulumi.ComponentResource):
         # Application-layer secrets encryption: etcd Secrets are wrapped with this key, rotated every 90 days.
         # Key rings cannot be deleted in GCP; the key is protected in prod so a destroy cannot orphan secrets.
         self.key_ring = gcp.kms.KeyRing(
-            f"{name}-keyring", name=f"{name}-gke", location=args.region, project=args.project,
+            f"{name}-keyring",
+            name=f"{name}-gke",
+            location=args.region,
+            project=args.project,
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         self.secrets_key = gcp.kms.CryptoKey(
@@ -137,19 +148,25 @@ class GkeCluster(pulumi.ComponentResource):
             labels=args.labels,
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
-        project = gcp.organizations.get_project_output(project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self))
+        project = gcp.organizations.get_project_output(
+            project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
+        )
         self.gke_agent_key_access = gcp.kms.CryptoKeyIAMMember(
             f"{name}-gke-agent-secrets-key",
             crypto_key_id=self.secrets_key.id,
             role="roles/cloudkms.cryptoKeyEncrypterDecrypter",
             member=project.number.apply(
-                lambda number: f"serviceAccount:service-{number}@container-engine-robot.iam.gserviceaccount.com"
+                lambda number: (
+                    f"serviceAccount:service-{number}@container-engine-robot.iam.gserviceaccount.com"
+                )
             ),
             opts=child,
         )
 
         authorized = [
-            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(cidr_block=cidr, display_name=f"allowed-{i}")
+            gcp.container.ClusterMasterAuthorizedNetworksConfigCidrBlockArgs(
+                cidr_block=cidr, display_name=f"allowed-{i}"
+            )
             for i, cidr in enumerate(args.authorized_cidrs)
         ]
         if args.private_endpoint:
@@ -165,7 +182,9 @@ class GkeCluster(pulumi.ComponentResource):
             shielded_instance_config=gcp.container.ClusterNodeConfigShieldedInstanceConfigArgs(
                 enable_secure_boot=True, enable_integrity_monitoring=True
             ),
-            workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
+            workload_metadata_config=gcp.container.ClusterNodeConfigWorkloadMetadataConfigArgs(
+                mode="GKE_METADATA"
+            ),
         )
         self.cluster = gcp.container.Cluster(
             name,
@@ -189,7 +208,9 @@ class GkeCluster(pulumi.ComponentResource):
             master_authorized_networks_config=gcp.container.ClusterMasterAuthorizedNetworksConfigArgs(
                 cidr_blocks=authorized, gcp_public_cidrs_access_enabled=False
             ),
-            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(workload_pool=self.workload_pool),
+            workload_identity_config=gcp.container.ClusterWorkloadIdentityConfigArgs(
+                workload_pool=self.workload_pool
+            ),
             enable_shielded_nodes=True,
             # Dataplane V2: Kubernetes NetworkPolicy is enforced without the Calico add-on.
             datapath_provider="ADVANCED_DATAPATH",
@@ -199,7 +220,9 @@ class GkeCluster(pulumi.ComponentResource):
             remove_default_node_pool=True,
             initial_node_count=1,
             node_config=node_defaults,
-            logging_config=gcp.container.ClusterLoggingConfigArgs(enable_components=logging_components(args.logging)),
+            logging_config=gcp.container.ClusterLoggingConfigArgs(
+                enable_components=logging_components(args.logging)
+            ),
             monitoring_config=gcp.container.ClusterMonitoringConfigArgs(
                 enable_components=["SYSTEM_COMPONENTS"],
                 managed_prometheus=gcp.container.ClusterMonitoringConfigManagedPrometheusArgs(
@@ -213,7 +236,9 @@ class GkeCluster(pulumi.ComponentResource):
             cost_management_config=gcp.container.ClusterCostManagementConfigArgs(enabled=True),
             maintenance_policy=gcp.container.ClusterMaintenancePolicyArgs(
                 recurring_window=gcp.container.ClusterMaintenancePolicyRecurringWindowArgs(
-                    start_time="2025-01-04T02:00:00Z", end_time="2025-01-04T08:00:00Z", recurrence="FREQ=WEEKLY;BYDAY=SA,SU"
+                    start_time="2025-01-04T02:00:00Z",
+                    end_time="2025-01-04T08:00:00Z",
+                    recurrence="FREQ=WEEKLY;BYDAY=SA,SU",
                 )
             ),
             deletion_protection=args.deletion_protection,
@@ -231,6 +256,9 @@ class GkeCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs(
-            {"clusterId": self.cluster.id, "endpoint": self.cluster.endpoint, "workloadPool": self.workload_pool}
+            {
+                "clusterId": self.cluster.id,
+                "endpoint": self.cluster.endpoint,
+                "workloadPool": self.workload_pool,
+            }
         )
-

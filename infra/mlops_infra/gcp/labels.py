@@ -35,7 +35,9 @@ def gcp_labels(tags: Mapping[str, str]) -> dict[str, str]:
     for key, value in tags.items():
         new_key = label_key(key)
         if new_key in labels and origin[new_key] != key:
-            raise ValueError(f"tags {origin[new_key]!r} and {key!r} both become the GCP label key {new_key!r}")
+            raise ValueError(
+                f"tags {origin[new_key]!r} and {key!r} both become the GCP label key {new_key!r}"
+            )
         labels[new_key] = label_value(str(value))
         origin[new_key] = key
     return dict(sorted(labels.items()))

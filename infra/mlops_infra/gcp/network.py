@@ -33,7 +33,7 @@ def split_cidr(cidr: str) -> SubnetRanges:
     net = ipaddress.ip_network(cidr, strict=True)
     low, pods = net.subnets(prefixlen_diff=1)
     nodes, rest = low.subnets(prefixlen_diff=1)
-    services = next(rest.subnets(prefixlen_diff=1))
+    services = next(rest.subnets(prefixlen_diff=2))
     return SubnetRanges(nodes=str(nodes), services=str(services), pods=str(pods))
 
 
@@ -81,7 +81,9 @@ class GkeNetwork(pulumi.ComponentResource):
             # Nodes have no public IPs: reach Google APIs (Artifact Registry, GCS, logging) privately.
             private_ip_google_access=True,
             secondary_ip_ranges=[
-                gcp.compute.SubnetworkSecondaryIpRangeArgs(range_name=PODS_RANGE, ip_cidr_range=self.ranges.pods),
+                gcp.compute.SubnetworkSecondaryIpRangeArgs(
+                    range_name=PODS_RANGE, ip_cidr_range=self.ranges.pods
+                ),
                 gcp.compute.SubnetworkSecondaryIpRangeArgs(
                     range_name=SERVICES_RANGE, ip_cidr_range=self.ranges.services
                 ),

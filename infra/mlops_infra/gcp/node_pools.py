@@ -64,7 +64,11 @@ def pool_specs(group: NodeGroupConfig, zones: list[str]) -> list[PoolSpec]:
             return [
                 PoolSpec(group.name, tuple(zone), group.min_size, group.max_size, group.desired, None, True)
             ]
-        slices, min_slices, desired_slices = group.max_size // hosts, group.min_size // hosts, group.desired // hosts
+        slices, min_slices, desired_slices = (
+            group.max_size // hosts,
+            group.min_size // hosts,
+            group.desired // hosts,
+        )
         return [
             PoolSpec(
                 name=f"{group.name}-s{i}",
@@ -100,7 +104,10 @@ def gke_added_labels(group: NodeGroupConfig) -> dict[str, str]:
     itype = catalog.instance(group.instance_types[0])
     labels: dict[str, str] = {}
     if group.role == "tpu" and itype.gke_accelerator and group.tpu_topology:
-        labels = {TPU_ACCELERATOR_LABEL: itype.gke_accelerator, TPU_TOPOLOGY_LABEL: group.tpu_topology.lower()}
+        labels = {
+            TPU_ACCELERATOR_LABEL: itype.gke_accelerator,
+            TPU_TOPOLOGY_LABEL: group.tpu_topology.lower(),
+        }
     elif group.role == "gpu" and itype.gke_accelerator:
         labels = {GPU_ACCELERATOR_LABEL: itype.gke_accelerator}
     if group.capacity == "spot":
@@ -118,7 +125,10 @@ class TpuWorkloadPlacement:
 
     @property
     def resources(self) -> dict[str, dict[str, str]]:
-        return {"requests": {TPU_RESOURCE: str(self.chips_per_host)}, "limits": {TPU_RESOURCE: str(self.chips_per_host)}}
+        return {
+            "requests": {TPU_RESOURCE: str(self.chips_per_host)},
+            "limits": {TPU_RESOURCE: str(self.chips_per_host)},
+        }
 
     @property
     def tolerations(self) -> list[dict[str, str]]:
@@ -180,7 +190,9 @@ class GkeNodePool(pulumi.ComponentResource):
         else:
             # Spot VMs cannot use reservations; on-demand nodes use any matching one that happens to exist.
             kind = "NO_RESERVATION" if group.capacity == "spot" else "ANY_RESERVATION"
-            reservation = gcp.container.NodePoolNodeConfigReservationAffinityArgs(consume_reservation_type=kind)
+            reservation = gcp.container.NodePoolNodeConfigReservationAffinityArgs(
+                consume_reservation_type=kind
+            )
         node_config = gcp.container.NodePoolNodeConfigArgs(
             machine_type=machine,
             disk_size_gb=group.disk_size_gb,
@@ -191,7 +203,8 @@ class GkeNodePool(pulumi.ComponentResource):
             labels=node_labels(group),
             resource_labels=args.labels,
             taints=[
-                gcp.container.NodePoolNodeConfigTaintArgs(key=k, value=v, effect=e) for k, v, e in pool_taints(group)
+                gcp.container.NodePoolNodeConfigTaintArgs(key=k, value=v, effect=e)
+                for k, v, e in pool_taints(group)
             ],
             spot=group.capacity == "spot",
             reservation_affinity=reservation,
@@ -200,7 +213,9 @@ class GkeNodePool(pulumi.ComponentResource):
                 enable_secure_boot=True, enable_integrity_monitoring=True
             ),
             # Pods see the GKE metadata server (Workload Identity), never the node's own credentials.
-            workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(mode="GKE_METADATA"),
+            workload_metadata_config=gcp.container.NodePoolNodeConfigWorkloadMetadataConfigArgs(
+                mode="GKE_METADATA"
+            ),
             gcfs_config=gcp.container.NodePoolNodeConfigGcfsConfigArgs(enabled=True),  # image streaming
             gvnic=gcp.container.NodePoolNodeConfigGvnicArgs(enabled=True),
         )
@@ -238,10 +253,14 @@ class GkeNodePool(pulumi.ComponentResource):
                     autoscaling=autoscaling,
                     placement_policy=placement,
                     node_config=node_config,
-                    management=gcp.container.NodePoolManagementArgs(auto_repair=True, auto_upgrade=args.auto_upgrade),
+                    management=gcp.container.NodePoolManagementArgs(
+                        auto_repair=True, auto_upgrade=args.auto_upgrade
+                    ),
                     upgrade_settings=upgrade,
                     # The autoscaler owns the node count after creation.
-                    opts=pulumi.ResourceOptions(parent=self, ignore_changes=["initialNodeCount", "nodeCount"]),
+                    opts=pulumi.ResourceOptions(
+                        parent=self, ignore_changes=["initialNodeCount", "nodeCount"]
+                    ),
                 )
             )
         self.register_outputs({"pools": [p.name for p in self.pools]})

@@ -1,4 +1,4 @@
-"""The GCP part of a stack: network, GKE cluster, node pools, Workload Identity and the artifact bucket,
+"""The GCP part of a stack: network, GKE cluster, node pools and Workload Identity,
 handed to the cloud-agnostic platform as a ClusterHandle.
 """
 
@@ -13,12 +13,8 @@ from mlops_infra.gcp.cluster import GkeCluster, GkeClusterArgs
 from mlops_infra.gcp.labels import gcp_labels
 from mlops_infra.gcp.network import PODS_RANGE, SERVICES_RANGE, GkeNetwork, GkeNetworkArgs
 from mlops_infra.gcp.node_pools import GkeNodePool, GkeNodePoolArgs
-from mlops_infra.gcp.storage import ArtifactBucket, ArtifactBucketArgs, bucket_name
 from mlops_infra.gcp.workload_identity import WorkloadIdentity, WorkloadIdentityArgs
 from mlops_infra.k8s.cluster import ClusterHandle, NetworkFacts
-
-MLFLOW_NAMESPACE = "mlflow"
-MLFLOW_SERVICE_ACCOUNT = "mlflow"
 
 
 class GkePlatform(pulumi.ComponentResource):
@@ -35,8 +31,13 @@ class GkePlatform(pulumi.ComponentResource):
 
         self.network = GkeNetwork(
             name,
-            GkeNetworkArgs(project=project, region=region, cidr=config.network.cidr, flow_logs=config.flow_logs,
-                           labels=labels),
+            GkeNetworkArgs(
+                project=project,
+                region=region,
+                cidr=config.network.cidr,
+                flow_logs=config.flow_logs,
+                labels=labels,
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.gke = GkeCluster(
@@ -89,28 +90,6 @@ class GkePlatform(pulumi.ComponentResource):
             "workloadPool": self.gke.workload_pool,
             "nodeServiceAccount": self.gke.node_service_account.email,
         }
-        mlflow = config.services.mlflow
-        if mlflow.enabled and config.mlflow_artifacts == "object-store":
-            self.artifacts = ArtifactBucket(
-                f"{name}-mlflow-artifacts",
-                ArtifactBucketArgs(
-                    project=project,
-                    location=region,
-                    name=bucket_name(project, config.cluster_name, "mlflow"),
-                    labels=labels,
-                    protect=config.protect_stateful,
-                ),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            annotations = self.workload_identity.bind(
-                "mlflow-artifacts",
-                MLFLOW_NAMESPACE,
-                MLFLOW_SERVICE_ACCOUNT,
-                '{"bucket": "%s", "role": "roles/storage.objectUser"}'
-                % bucket_name(project, config.cluster_name, "mlflow"),
-            )
-            self.outputs["artifactBucket"] = self.artifacts.url
-            self.outputs["mlflowGcpServiceAccount"] = annotations["iam.gke.io/gcp-service-account"]
         self.handle = ClusterHandle(
             name=config.cluster_name,
             cloud="gcp",
@@ -129,7 +108,9 @@ class GkePlatform(pulumi.ComponentResource):
         self.register_outputs(self.outputs)
 
 
-def gcp_cluster(config: StackConfig, parent: pulumi.Resource) -> tuple[ClusterHandle, dict[str, pulumi.Input[Any]]]:
+def gcp_cluster(
+    config: StackConfig, parent: pulumi.Resource
+) -> tuple[ClusterHandle, dict[str, pulumi.Input[Any]]]:
     """Entry point used by mlops_infra.platform for `cloud: gcp` stacks."""
     platform = GkePlatform(config.cluster_name, config, opts=pulumi.ResourceOptions(parent=parent))
     return platform.handle, platform.outputs

@@ -28,7 +28,9 @@ from mlops_infra.gcp.labels import account_id
 
 ANNOTATION = "iam.gke.io/gcp-service-account"
 DEFAULT_BUCKET_ROLE = "roles/storage.objectViewer"
-_ROLE_RE = re.compile(r"^(roles|projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/roles|organizations/\d+/roles)/[A-Za-z0-9_.]+$")
+_ROLE_RE = re.compile(
+    r"^(roles|projects/[a-z][-a-z0-9]{4,28}[a-z0-9]/roles|organizations/\d+/roles)/[A-Za-z0-9_.]+$"
+)
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _BASIC_ROLES = {"roles/owner", "roles/editor", "roles/viewer"}
 
@@ -66,8 +68,10 @@ def _grant(item: Any) -> Grant:
     if isinstance(item, str):
         _check_role(item)
         if item.startswith("roles/storage.object"):
-            raise PolicyError(f"{item} on the whole project is too broad; bind it to a bucket: "
-                              '{"bucket": "<name>", "role": "' + item + '"}')
+            raise PolicyError(
+                f"{item} on the whole project is too broad; bind it to a bucket: "
+                '{"bucket": "<name>", "role": "' + item + '"}'
+            )
         return Grant(role=item)
     if isinstance(item, Mapping):
         if "Statement" in item or "Version" in item:
@@ -124,7 +128,9 @@ class WorkloadIdentity(pulumi.ComponentResource):
         if isinstance(policy, str):
             self._grant_all(name, gsa, parse_policy(policy))
         else:  # an Output: grants are declared once its value is known
-            pulumi.Output.from_input(policy).apply(lambda text: self._grant_all(name, gsa, parse_policy(text)))
+            pulumi.Output.from_input(policy).apply(  # type: ignore[arg-type]
+                lambda text: self._grant_all(name, gsa, parse_policy(text))
+            )
         return {ANNOTATION: gsa.email}
 
     def _account(self, namespace: str, service_account: str) -> gcp.serviceaccount.Account:
@@ -154,12 +160,18 @@ class WorkloadIdentity(pulumi.ComponentResource):
             resource: pulumi.CustomResource
             if grant.bucket is None:
                 resource = gcp.projects.IAMMember(
-                    resource_name, project=self.args.project, role=grant.role, member=gsa.member,
+                    resource_name,
+                    project=self.args.project,
+                    role=grant.role,
+                    member=gsa.member,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             else:
                 resource = gcp.storage.BucketIAMMember(
-                    resource_name, bucket=grant.bucket, role=grant.role, member=gsa.member,
+                    resource_name,
+                    bucket=grant.bucket,
+                    role=grant.role,
+                    member=gsa.member,
                     opts=pulumi.ResourceOptions(parent=self),
                 )
             self.grants.append(resource)
