@@ -262,6 +262,10 @@ def _mlflow(
                                                           bucket.access_policy_json))  # fmt: skip
         if config.region:
             extra_env = {"AWS_REGION": config.region, "AWS_DEFAULT_REGION": config.region}
+    elif config.mlflow_artifacts == "object-store" and config.cloud == "gcp":
+        from mlops_infra.gcp.storage import gcs_artifact_store
+
+        destination, annotations = gcs_artifact_store(config, cluster, group)
     elif config.mlflow_artifacts == "object-store":
         pulumi.log.warn(
             f"MLflow artifacts: no object store is implemented for {config.cloud} yet; using an in-cluster volume",
