@@ -42,6 +42,10 @@ class RedisCache:
         self._open_until = 0.0
         self._probing = False
         self._tasks: set[asyncio.Task] = set()
+        self._get_queue: list[tuple[list[str], asyncio.Future]] = []
+        self._get_busy = False
+        self._set_queue: list[tuple[str, bytes]] = []
+        self._set_scheduled = False
 
     def key(self, version: str, canonical: str) -> str:
         digest = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
@@ -55,32 +59,68 @@ class RedisCache:
         return not (self._probing or time.monotonic() < self._open_until)
 
     async def get_many(self, keys: list[str]) -> list[bytes | None] | None:
-        """Values per key, or None when Redis is unavailable (breaker open or a failure now)."""
+        """Values per key, or None when Redis is unavailable (breaker open or a failure now).
+
+        Look-ups from concurrent requests are coalesced: while one MGET is in flight, new keys
+        queue and go together in the next MGET, so Redis and redis-py costs are paid per batch.
+        """
         if not self.available:
             return None
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._get_queue.append((keys, fut))
+        if not self._get_busy:
+            self._get_busy = True
+            loop.call_soon(self._start_get)
+        return await fut
+
+    def _start_get(self) -> None:
+        batch, self._get_queue = self._get_queue, []
+        if not batch:
+            self._get_busy = False
+            return
+        task = asyncio.get_running_loop().create_task(self._mget(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _mget(self, batch: list[tuple[list[str], asyncio.Future]]) -> None:
+        keys = [k for ks, _ in batch for k in ks]
         half_open = self._open_until != 0.0
-        if half_open:
-            self._probing = True
+        values: list | None
         try:
-            if len(keys) == 1:
-                values = [await self._redis.get(keys[0])]
+            if half_open and (self._probing or time.monotonic() < self._open_until):
+                values = None  # breaker opened while these were queued
             else:
+                self._probing = half_open
                 values = await self._redis.mget(keys)
+                if half_open:
+                    log.info("redis reachable again; cache enabled")
+                    self._open_until, self._backoff = 0.0, self._backoff_min
         except (TimeoutError, RedisError, OSError) as exc:
             self._trip(exc)
-            return None
+            values = None
         finally:
             if half_open:
                 self._probing = False
-        if half_open:
-            log.info("redis reachable again; cache enabled")
-            self._open_until, self._backoff = 0.0, self._backoff_min
-        return values
+            start = 0
+            for ks, fut in batch:
+                if not fut.done():
+                    fut.set_result(None if values is None else values[start : start + len(ks)])
+                start += len(ks)
+            self._start_get()  # next batch (or idle)
 
     def set_many_background(self, items: list[tuple[str, bytes]]) -> None:
-        """Fire-and-forget write so the response never waits for Redis."""
+        """Fire-and-forget write, coalesced per event-loop tick; the response never waits for it."""
         if not items or self._open_until:
             return
+        self._set_queue.extend(items)
+        if not self._set_scheduled:
+            self._set_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_set)
+
+    def _start_set(self) -> None:
+        self._set_scheduled = False
+        items, self._set_queue = self._set_queue, []
         task = asyncio.get_running_loop().create_task(self._set_many(items))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -141,14 +141,14 @@ def test_dead_redis_opens_the_breaker_and_costs_nothing_afterwards():
             port = s.getsockname()[1]  # nothing listens here once closed
         cache = RedisCache(f"redis://127.0.0.1:{port}/0", None, 60, 0.05, 30, "t")
         calls = 0
-        orig = cache._redis.get
+        orig = cache._redis.mget
 
-        async def counting_get(*a, **kw):
+        async def counting_mget(*a, **kw):
             nonlocal calls
             calls += 1
             return await orig(*a, **kw)
 
-        cache._redis.get = counting_get
+        cache._redis.mget = counting_mget
         assert await cache.get_many(["k"]) is None  # failure -> breaker opens
         t0 = time.perf_counter()
         for _ in range(1000):
@@ -281,3 +281,25 @@ def test_buffered_histograms_have_prometheus_semantics():
     assert samples[("model_feature_value_bucket", (*f[:1], ("le", "+Inf"), *f[1:]))] == 5
     assert samples[("model_feature_value_count", f)] == 5 and samples[("model_feature_value_sum", f)] == 8.0
     assert samples[("model_prediction_value_count", (("model", "m"),))] == 5
+
+
+def test_concurrent_lookups_are_coalesced_into_one_mget(redis_server):
+    async def run():
+        cache = RedisCache(redis_server.url, None, 60, 0.5, 30, "coalesce")
+        cache.set_many_background([(f"coalesce:{i}", str(i).encode()) for i in range(3)])
+        await asyncio.sleep(0.05)
+        calls = []
+        orig = cache._redis.mget
+
+        async def counting_mget(keys):
+            calls.append(len(keys))
+            return await orig(keys)
+
+        cache._redis.mget = counting_mget
+        results = await asyncio.gather(*(cache.get_many([f"coalesce:{i}"]) for i in range(5)))
+        await cache.close()
+        return calls, results
+
+    calls, results = asyncio.run(run())
+    assert calls == [5]
+    assert results == [[b"0"], [b"1"], [b"2"], [None], [None]]

@@ -1,0 +1,466 @@
+"""Serving benchmark: our server (cache off/on) vs `mlflow models serve` vs a bare ONNX floor.
+
+Run from the repo root:  .venv/bin/python workloads/serving/bench/run.py [--duration 15] [--workers 2]
+Starts redis-server, an MLflow tracking server and every HTTP server itself on 127.0.0.1, drives
+each with wrk (16 connections, POST bodies from a Lua script), prints a table and stops everything.
+Also measures the cache crossover with a cheap and an expensive model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+SERVING = HERE.parent
+VENV_BIN = Path(sys.executable).parent
+N_FEATURES = 20
+FEATURES = [f"f{i}" for i in range(N_FEATURES)]
+N_BODIES = 1000  # distinct rows cycled by wrk: cache-on runs are ~100 % hits after the first pass
+PROCS: list[subprocess.Popen] = []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spawn(args, log: Path, env=None, cwd=None) -> subprocess.Popen:
+    p = subprocess.Popen(
+        args,
+        stdout=open(log, "ab"),  # noqa: SIM115 - the child owns it for its lifetime
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    PROCS.append(p)
+    return p
+
+
+def stop(p: subprocess.Popen) -> None:
+    """Stop the process group we created for p (never anything matched by name)."""
+    if p.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(10)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(p.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        p.wait(5)
+
+
+def wait_http(url: str, p: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError(f"{url} exited:\n{log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} not ready:\n{log.read_text()[-2000:]}")
+
+
+def data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, N_FEATURES))
+    y = (x[:, 0] - 0.8 * x[:, 1] + 0.5 * x[:, 2] * x[:, 3] + 0.3 * rng.normal(size=n) > 0).astype(int)
+    return pd.DataFrame(x, columns=FEATURES), y
+
+
+def register(uri: str, name: str, model) -> None:
+    import mlflow
+    import mlflow.sklearn
+    import skops.io
+    from mlflow import MlflowClient
+    from mlflow.models import infer_signature
+
+    x, _ = data(50, 1)
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(x, model.predict_proba(x)),
+            registered_model_name=name,
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+        )
+    MlflowClient(uri).set_registered_model_alias(name, "champion", str(info.registered_model_version))
+
+
+def lua_script(path: Path, bodies: list[str], uri: str) -> None:
+    quoted = ",\n".join("[==[" + b + "]==]" for b in bodies)
+    path.write_text(f"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies = {{
+{quoted}
+}}
+local i = 0
+request = function()
+  i = i % #bodies + 1
+  return wrk.format("POST", "{uri}", nil, bodies[i])
+end
+""")
+
+
+def wrk(url: str, script: Path, duration: int, connections: int) -> dict:
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    lat = {q: _ms(v, u) for q, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    errs = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: (.*)", out)
+    return {
+        "rps": rps,
+        "p50": lat.get("50"),
+        "p99": lat.get("99"),
+        "non2xx": int(errs.group(1)) if errs else 0,
+        "socket_errors": sock.group(1) if sock else "",
+    }
+
+
+def _ms(v: str, unit: str) -> float:
+    return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+class Bench:
+    def __init__(self, args, tmp: Path):
+        self.args, self.tmp = args, tmp
+
+    def measure(self, label: str, url: str, script: Path) -> dict:
+        wrk(url, script, 2, self.args.connections)  # warm-up: JIT-free, but fills caches/pools
+        res = wrk(url, script, self.args.duration, self.args.connections)
+        res["label"] = label
+        print(
+            f"  {label:<34} {res['rps']:>9.0f} req/s  p50 {res['p50']:>7.2f} ms  p99 {res['p99']:>7.2f} ms"
+            + (f"  non-2xx {res['non2xx']}" if res["non2xx"] else ""),
+            flush=True,
+        )
+        return res
+
+    def ours(self, label, mlflow_uri, name, redis_url, script) -> dict:
+        port = free_port()
+        log = self.tmp / f"ours-{port}.log"
+        env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": mlflow_uri,
+            "MODEL_NAME": name,
+            "REDIS_URL": redis_url,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "WORKERS": str(self.args.workers),
+            "LOG_LEVEL": "warning",
+            "MODEL_DIR": str(self.tmp),
+            "PYTHONPATH": str(SERVING),
+        }
+        p = spawn([sys.executable, "-m", "model_server"], log, env=env)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/readyz", p, log)
+            time.sleep(1.0)  # let every worker finish loading (readyz answers from whichever is up)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:  # every worker must have the model loaded
+                if all(httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200 for _ in range(8)):
+                    break
+                time.sleep(0.5)
+            res = self.measure(label, f"http://127.0.0.1:{port}", script)
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            res["mean_batch"] = _mean_batch(metrics)
+            return res
+        finally:
+            stop(p)
+
+
+def _mean_batch(text: str) -> float | None:
+    s = re.search(r"^model_batch_size_sum\{[^}]*\} ([\d.e+]+)", text, re.M)
+    c = re.search(r"^model_batch_size_count\{[^}]*\} ([\d.e+]+)", text, re.M)
+    return float(s.group(1)) / float(c.group(1)) if s and c and float(c.group(1)) else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--duration", type=int, default=15, help="seconds per wrk run (default 15)")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="server processes (default: cores)"
+    )
+    ap.add_argument("--skip-mlflow-serve", action="store_true")
+    ap.add_argument("--skip-crossover", action="store_true")
+    ap.add_argument("--json", type=Path, help="also write results as JSON here")
+    args = ap.parse_args()
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found on PATH", file=sys.stderr)
+            return 2
+    os.environ["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '')}"  # mlflow models serve needs uvicorn
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    bench = Bench(args, tmp)
+    results: dict[str, dict] = {}
+    try:
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start", flush=True)
+        redis_port, mlflow_port = free_port(), free_port()
+        rp = spawn(
+            [
+                "redis-server",
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp),
+            ],
+            tmp / "redis.log",
+        )
+        mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
+        mp = spawn(
+            [
+                str(VENV_BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{tmp}/mlflow.db",
+                "--artifacts-destination",
+                str(tmp / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mlflow_port),
+                "--workers",
+                "1",
+            ],
+            tmp / "mlflow.log",
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            cwd=tmp,
+        )
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+
+        from sklearn.ensemble import RandomForestClassifier
+
+        x, y = data(5000, 0)
+        small = RandomForestClassifier(n_estimators=50, max_depth=12, random_state=0, n_jobs=1).fit(x, y)
+        big = RandomForestClassifier(n_estimators=500, max_depth=None, random_state=0, n_jobs=-1).fit(x, y)
+        wait_http(f"{mlflow_uri}/health", mp, tmp / "mlflow.log")
+        register(mlflow_uri, "bench-forest", small)
+        if not args.skip_crossover:
+            register(mlflow_uri, "bench-forest-big", big)
+
+        xs, _ = data(N_BODIES, 123)
+        rows = [{k: float(v) for k, v in r.items()} for r in xs.to_dict("records")]
+        ours_lua, mlflow_lua = tmp / "ours.lua", tmp / "mlflow.lua"
+        lua_script(ours_lua, [json.dumps({"features": r}) for r in rows], "/predict")
+        lua_script(mlflow_lua, [json.dumps({"dataframe_records": [r]}) for r in rows], "/invocations")
+
+        print(
+            f"wrk: {args.connections} connections, {args.duration} s per run, {N_BODIES} distinct bodies; "
+            f"our server and the floor with {args.workers} worker process(es)",
+            flush=True,
+        )
+        results["ours_nocache"] = bench.ours("ours, cache off", mlflow_uri, "bench-forest", "", ours_lua)
+        results["ours_cache"] = bench.ours(
+            "ours, cache on (Redis)", mlflow_uri, "bench-forest", redis_url, ours_lua
+        )
+
+        # floor: same model converted the same way, minimal ASGI app
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType
+
+        onx = convert_sklearn(
+            small,
+            initial_types=[("input", FloatTensorType([None, N_FEATURES]))],
+            options={type(small): {"zipmap": False}},
+        )
+        onnx_path = tmp / "forest.onnx"
+        onnx_path.write_bytes(onx.SerializeToString())
+        port = free_port()
+        log = tmp / "floor.log"
+        fp = spawn(
+            [
+                str(VENV_BIN / "uvicorn"),
+                "floor_app:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            log,
+            cwd=HERE,
+            env={**os.environ, "BENCH_ONNX_PATH": str(onnx_path), "BENCH_FEATURES": ",".join(FEATURES)},
+        )
+        try:
+            _wait_post(f"http://127.0.0.1:{port}/", json.dumps({"features": rows[0]}), fp, log)
+            results["floor"] = bench.measure("bare ONNX floor", f"http://127.0.0.1:{port}", ours_lua)
+        finally:
+            stop(fp)
+
+        if not args.skip_mlflow_serve:
+            port = free_port()
+            log = tmp / "mlflow-serve.log"
+            sp = spawn(
+                [
+                    str(VENV_BIN / "mlflow"),
+                    "models",
+                    "serve",
+                    "-m",
+                    "models:/bench-forest@champion",
+                    "--workers",
+                    "2",
+                    "--env-manager",
+                    "local",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ],
+                log,
+                env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri},
+            )
+            try:
+                wait_http(f"http://127.0.0.1:{port}/ping", sp, log)
+                results["mlflow"] = bench.measure(
+                    "mlflow models serve (2 workers)", f"http://127.0.0.1:{port}", mlflow_lua
+                )
+            finally:
+                stop(sp)
+
+        if not args.skip_crossover:
+            results["big_nocache"] = bench.ours(
+                "500-tree forest, cache off", mlflow_uri, "bench-forest-big", "", ours_lua
+            )
+            results["big_cache"] = bench.ours(
+                "500-tree forest, cache on", mlflow_uri, "bench-forest-big", redis_url, ours_lua
+            )
+            results["inference_cost_us"] = {
+                "small_1row": _inference_us(small, xs),
+                "big_1row": _inference_us(big, xs),
+                "redis_get_us": _redis_rtt_us(redis_port),
+            }
+        _report(results)
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        for p in (mp, rp):
+            stop(p)
+        return 0
+    finally:
+        for p in PROCS:
+            stop(p)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _wait_post(url, body, p, log, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError(log.read_text()[-2000:])
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.post(url, content=body, timeout=1).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(log.read_text()[-2000:])
+
+
+def _inference_us(model, xs: pd.DataFrame) -> float:
+    """ONNX Runtime cost of one single-row call (what a cache hit saves), in microseconds."""
+    import onnxruntime as ort
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    onx = convert_sklearn(
+        model,
+        initial_types=[("input", FloatTensorType([None, N_FEATURES]))],
+        options={type(model): {"zipmap": False}},
+    )
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(onx.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    x = xs.to_numpy(np.float32)
+    for i in range(50):
+        sess.run(None, {"input": x[i : i + 1]})
+    t = time.perf_counter()
+    for i in range(500):
+        sess.run(None, {"input": x[i : i + 1]})
+    return (time.perf_counter() - t) / 500 * 1e6
+
+
+def _redis_rtt_us(port: int) -> float:
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    async def run():
+        r = Redis(host="127.0.0.1", port=port)
+        await r.set("bench:k", b"0.5")
+        for _ in range(100):
+            await r.get("bench:k")
+        t = time.perf_counter()
+        for _ in range(1000):
+            await r.get("bench:k")
+        dt = (time.perf_counter() - t) / 1000 * 1e6
+        await r.aclose()
+        return dt
+
+    return asyncio.run(run())
+
+
+def _report(r: dict) -> None:
+    mlflow, floor = r.get("mlflow"), r.get("floor")
+    print("\n| server | req/s | p50 ms | p99 ms | x mlflow | / floor | mean batch |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for key in ("ours_nocache", "ours_cache", "floor", "mlflow", "big_nocache", "big_cache"):
+        if key not in r:
+            continue
+        x = r[key]
+        vs_m = f"{x['rps'] / mlflow['rps']:.1f}x" if mlflow and key != "mlflow" else "-"
+        vs_f = f"{x['rps'] / floor['rps']:.2f}" if floor and not key.startswith("big") else "-"
+        mb = f"{x['mean_batch']:.1f}" if x.get("mean_batch") else "-"
+        print(f"| {x['label']} | {x['rps']:.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {vs_m} | {vs_f} | {mb} |")
+    if "inference_cost_us" in r:
+        c = r["inference_cost_us"]
+        print(
+            f"\nsingle-row ONNX inference: 50 trees {c['small_1row']:.0f} us, 500 trees {c['big_1row']:.0f} us; "
+            f"Redis GET round trip (redis-py asyncio) {c['redis_get_us']:.0f} us"
+        )
+        gain_small = r["ours_cache"]["rps"] / r["ours_nocache"]["rps"]
+        gain_big = r["big_cache"]["rps"] / r["big_nocache"]["rps"]
+        print(
+            f"cache on/off throughput: 50 trees {gain_small:.2f}x, 500 trees {gain_big:.2f}x "
+            "(> 1 means the cache pays)"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
