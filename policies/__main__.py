@@ -4,7 +4,8 @@
 The rules live in `mlops_policies` so `mlops-infra check` runs the very same functions offline.
 """
 
-from mlops_policies.pack import DEFAULT_ENFORCEMENT, PACK_NAME, policies
 from pulumi_policy import PolicyPack
+
+from mlops_policies.pack import DEFAULT_ENFORCEMENT, PACK_NAME, policies
 
 PolicyPack(name=PACK_NAME, enforcement_level=DEFAULT_ENFORCEMENT, policies=policies())

@@ -10,7 +10,6 @@ from typing import Any
 
 from mlops_infra.cost import catalog
 from mlops_infra.cost.estimator import Schedule, estimate
-
 from mlops_policies.model import (
     Resource,
     Rule,

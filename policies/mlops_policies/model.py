@@ -31,6 +31,8 @@ class Resource:
 
     def get(self, *path: str | int, default: Any = None) -> Any:
         """Nested lookup that tolerates missing keys, None and wrong shapes (inputs are often partial)."""
+        if any(isinstance(part, bool) for part in path):
+            raise TypeError("Resource.get: pass the fallback as default=..., not as a path element")
         return dig(self.props, *path, default=default)
 
 

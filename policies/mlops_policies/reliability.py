@@ -63,7 +63,7 @@ def prod_multi_az(resources: Sequence[Resource], config: Mapping[str, Any]) -> S
                 r.urn,
                 f"always-on node group {r.name} sits in one subnet; give it subnets in at least 2 zones",
             )
-        elif r.type == RDS_INSTANCE and not truthy(r.get("multiAz", False)):
+        elif r.type == RDS_INSTANCE and not truthy(r.get("multiAz", default=False)):
             yield r.urn, f"{display(r)}: set multiAz=true so a zone outage fails over to the standby"
         elif r.type == ELASTICACHE_RG:
             nodes = int(r.get("numCacheClusters", default=1 + int(r.get("replicasPerNodeGroup", default=0))))
@@ -106,9 +106,9 @@ def prod_stateful_protected(resources: Sequence[Resource], config: Mapping[str, 
         if not r.protect:
             yield r.urn, f"{display(r)}: holds data; declare it with protect=True (config.protect_stateful)"
         if r.type in (RDS_INSTANCE, RDS_CLUSTER):
-            if not truthy(r.get("deletionProtection", False)):
+            if not truthy(r.get("deletionProtection", default=False)):
                 yield r.urn, f"{display(r)}: set deletionProtection=true"
-            if truthy(r.get("skipFinalSnapshot", False)):
+            if truthy(r.get("skipFinalSnapshot", default=False)):
                 yield (
                     r.urn,
                     f"{display(r)}: skipFinalSnapshot=true loses data on delete; set false with a finalSnapshotIdentifier",
@@ -118,10 +118,10 @@ def prod_stateful_protected(resources: Sequence[Resource], config: Mapping[str, 
                 yield r.urn, f"{display(r)}: backups are off; set backupRetentionPeriod >= 7"
         elif r.type == ELASTICACHE_RG and int(r.get("snapshotRetentionLimit", default=0)) < 1:
             yield r.urn, f"{display(r)}: set snapshotRetentionLimit >= 1 so the cache can be restored"
-        elif r.type in (*S3_BUCKETS, GCS_BUCKET) and truthy(r.get("forceDestroy", False)):
+        elif r.type in (*S3_BUCKETS, GCS_BUCKET) and truthy(r.get("forceDestroy", default=False)):
             yield r.urn, f"{display(r)}: forceDestroy=true deletes every object with the bucket; set false"
         elif r.type == "gcp:sql/databaseInstance:DatabaseInstance" and not truthy(
-            r.get("deletionProtection", True)
+            r.get("deletionProtection", default=True)
         ):
             yield r.urn, f"{display(r)}: set deletionProtection=true"
 

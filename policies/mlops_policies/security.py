@@ -238,20 +238,20 @@ def s3_encrypted(
 
 
 def rds_encrypted(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    if r.type in (RDS_INSTANCE, RDS_CLUSTER) and not truthy(r.get("storageEncrypted", False)):
+    if r.type in (RDS_INSTANCE, RDS_CLUSTER) and not truthy(r.get("storageEncrypted", default=False)):
         yield f"{display(r)}: storage is not encrypted; set storageEncrypted=true (optionally kmsKeyId)"
 
 
 def rds_not_public(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    if r.type == RDS_INSTANCE and truthy(r.get("publiclyAccessible", False)):
+    if r.type == RDS_INSTANCE and truthy(r.get("publiclyAccessible", default=False)):
         yield f"{display(r)}: publiclyAccessible=true; set it false and reach the database from the VPC"
 
 
 def elasticache_encrypted(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     if r.type == ELASTICACHE_RG:
-        if not truthy(r.get("atRestEncryptionEnabled", False)):
+        if not truthy(r.get("atRestEncryptionEnabled", default=False)):
             yield f"{display(r)}: set atRestEncryptionEnabled=true"
-        if not truthy(r.get("transitEncryptionEnabled", False)):
+        if not truthy(r.get("transitEncryptionEnabled", default=False)):
             yield f"{display(r)}: set transitEncryptionEnabled=true (clients connect with TLS)"
     elif (
         r.type == ELASTICACHE_CLUSTER
