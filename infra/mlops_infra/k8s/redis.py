@@ -161,7 +161,14 @@ class InClusterRedis(pulumi.ComponentResource):
                                         "limits": {"cpu": "1", "memory": f"{limit}Mi"},
                                     },
                                     "readinessProbe": {
-                                        "exec": {"command": ["redis-cli", "-p", str(REDIS_PORT), "ping"]},
+                                        # redis-cli exits 0 on error replies (LOADING, NOAUTH): match the PONG.
+                                        "exec": {
+                                            "command": [
+                                                "sh",
+                                                "-c",
+                                                f"redis-cli -p {REDIS_PORT} ping | grep -q PONG",
+                                            ]
+                                        },
                                         "periodSeconds": 5,
                                         "timeoutSeconds": 2,
                                     },
