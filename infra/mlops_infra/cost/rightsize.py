@@ -8,7 +8,7 @@ requests, so the answer follows what would really be deployed. Per candidate ins
   - per-node DaemonSets (device plugin, DCGM / Neuron monitor, node-exporter, CNI, kube-proxy, CSI);
 - the steady replicas (Deployments/Rollouts at `spec.replicas`) are bin-packed first-fit-decreasing;
   Jobs/CronJobs must fit on one node but are not counted as steady load (they come and go);
-- candidates keep the accelerator kind and at least the current device memory (the model must still fit).
+- candidates keep the accelerator model (A10G stays A10G: the model's latency and memory fit are known).
 
 Monthly figures use the group's capacity type and the catalog's price, 730 h. `--usage` takes observed
 quantiles per workload and recommends requests the way VPA (quantile + 15 %) and Kubecost (quantile / 0.7)
@@ -396,12 +396,14 @@ def _current_type(group: NodeGroupConfig) -> catalog.InstanceType | None:
 
 
 def _candidates(current: catalog.InstanceType) -> list[catalog.InstanceType]:
+    """Same accelerator model (one group per model keeps node labels true and latency comparable), same
+    architecture; TPU slice shapes are tied to the topology, so a TPU group is only compared to itself."""
     if current.accelerator_kind == "tpu":
-        return [current]  # slice shape is tied to the topology; only the group's own type is compared
+        return [current]
     return [
         i
         for i in catalog.instances(current.cloud, current.accelerator_kind)
-        if i.accelerator_memory_gib >= current.accelerator_memory_gib and i.arch == current.arch
+        if i.accelerator == current.accelerator and i.arch == current.arch
     ]
 
 
