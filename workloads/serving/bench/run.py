@@ -172,19 +172,19 @@ class Bench:
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "WORKERS": str(self.args.workers),
-            "LOG_LEVEL": "warning",
+            "LOG_LEVEL": "info",
             "MODEL_DIR": str(self.tmp),
             "PYTHONPATH": str(SERVING),
         }
         p = spawn([sys.executable, "-m", "model_server"], log, env=env)
         try:
             wait_http(f"http://127.0.0.1:{port}/readyz", p, log)
-            time.sleep(1.0)  # let every worker finish loading (readyz answers from whichever is up)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # every worker must have the model loaded
-                if all(httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200 for _ in range(8)):
-                    break
-                time.sleep(0.5)
+            # /readyz reaches whichever worker accepts; wait until every worker logged its model load
+            deadline = time.monotonic() + 180
+            while log.read_text().count("now serving") < self.args.workers:
+                if time.monotonic() > deadline or p.poll() is not None:
+                    raise RuntimeError(f"not all workers loaded the model:\n{log.read_text()[-2000:]}")
+                time.sleep(0.2)
             res = self.measure(label, f"http://127.0.0.1:{port}", script)
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
             res["mean_batch"] = _mean_batch(metrics)
@@ -438,8 +438,8 @@ def _redis_rtt_us(port: int) -> float:
 
 def _report(r: dict) -> None:
     mlflow, floor = r.get("mlflow"), r.get("floor")
-    print("\n| server | req/s | p50 ms | p99 ms | x mlflow | / floor | mean batch |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("\n| server | req/s | p50 ms | p99 ms | x mlflow | / floor | mean batch | non-2xx |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for key in ("ours_nocache", "ours_cache", "floor", "mlflow", "big_nocache", "big_cache"):
         if key not in r:
             continue
@@ -447,7 +447,9 @@ def _report(r: dict) -> None:
         vs_m = f"{x['rps'] / mlflow['rps']:.1f}x" if mlflow and key != "mlflow" else "-"
         vs_f = f"{x['rps'] / floor['rps']:.2f}" if floor and not key.startswith("big") else "-"
         mb = f"{x['mean_batch']:.1f}" if x.get("mean_batch") else "-"
-        print(f"| {x['label']} | {x['rps']:.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {vs_m} | {vs_f} | {mb} |")
+        print(
+            f"| {x['label']} | {x['rps']:.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {vs_m} | {vs_f} | {mb} | {x['non2xx']} |"
+        )
     if "inference_cost_us" in r:
         c = r["inference_cost_us"]
         print(
