@@ -9,7 +9,9 @@ from mlops_infra.offline import Plan, RecordedResource
 
 
 def children(plan: Plan, parent: RecordedResource, type_token: str | None = None) -> list[RecordedResource]:
-    return [r for r in plan.resources if r.parent == parent.urn and (type_token is None or r.type == type_token)]
+    return [
+        r for r in plan.resources if r.parent == parent.urn and (type_token is None or r.type == type_token)
+    ]
 
 
 def node_groups(plan: Plan) -> dict[str, RecordedResource]:

@@ -18,32 +18,41 @@ def test_iam_policy_reads_everything_but_writes_only_owned_groups(stack_plan):
     statements = {s["Sid"]: s for s in doc["Statement"]}
     assert set(statements) == {"Describe", "ScaleOwnGroups"}
     read, write = statements["Describe"], statements["ScaleOwnGroups"]
-    assert set(read["Action"]) == {
-        "autoscaling:DescribeAutoScalingGroups",
-        "autoscaling:DescribeAutoScalingInstances",
-        "autoscaling:DescribeLaunchConfigurations",
-        "autoscaling:DescribeScalingActivities",
-        "autoscaling:DescribeTags",
-        "ec2:DescribeImages",
-        "ec2:DescribeInstanceTypes",
-        "ec2:DescribeLaunchTemplateVersions",
-        "ec2:GetInstanceTypesFromInstanceRequirements",
-        "eks:DescribeNodegroup",
-    } == set(READ_ACTIONS)
+    assert (
+        set(read["Action"])
+        == {
+            "autoscaling:DescribeAutoScalingGroups",
+            "autoscaling:DescribeAutoScalingInstances",
+            "autoscaling:DescribeLaunchConfigurations",
+            "autoscaling:DescribeScalingActivities",
+            "autoscaling:DescribeTags",
+            "ec2:DescribeImages",
+            "ec2:DescribeInstanceTypes",
+            "ec2:DescribeLaunchTemplateVersions",
+            "ec2:GetInstanceTypesFromInstanceRequirements",
+            "eks:DescribeNodegroup",
+        }
+        == set(READ_ACTIONS)
+    )
     assert read["Resource"] == "*" and "Condition" not in read
     assert all(":Describe" in a or ":Get" in a for a in read["Action"])
-    assert set(write["Action"]) == {
-        "autoscaling:SetDesiredCapacity",
-        "autoscaling:TerminateInstanceInAutoScalingGroup",
-        "autoscaling:UpdateAutoScalingGroup",
-    } == set(WRITE_ACTIONS)
+    assert (
+        set(write["Action"])
+        == {
+            "autoscaling:SetDesiredCapacity",
+            "autoscaling:TerminateInstanceInAutoScalingGroup",
+            "autoscaling:UpdateAutoScalingGroup",
+        }
+        == set(WRITE_ACTIONS)
+    )
     assert write["Condition"] == {
         "StringEquals": {"autoscaling:ResourceTag/kubernetes.io/cluster/mlops-prod": "owned"}
     }
 
 
-@pytest.mark.parametrize(("stack", "unneeded", "replicas"), [("dev", "5m", 1), ("test", "10m", 1),
-                                                              ("prod", "15m", 2)])
+@pytest.mark.parametrize(
+    ("stack", "unneeded", "replicas"), [("dev", "5m", 1), ("test", "10m", 1), ("prod", "15m", 2)]
+)
 def test_chart_values_per_environment(stack_plan, stack, unneeded, replicas):
     plan = stack_plan(stack)
     ca = release(plan, "cluster-autoscaler")
@@ -59,7 +68,10 @@ def test_chart_values_per_environment(stack_plan, stack, unneeded, replicas):
     assert args["scale-down-unneeded-time"] == unneeded
     assert args["expander"] == plan.config.autoscaler.expander
     assert args["balance-similar-node-groups"] is True
-    assert args["scale-down-gpu-utilization-threshold"] == plan.config.autoscaler.gpu_scale_down_utilization_threshold
+    assert (
+        args["scale-down-gpu-utilization-threshold"]
+        == plan.config.autoscaler.gpu_scale_down_utilization_threshold
+    )
     assert args["aws-use-static-instance-list"] is False
     assert values["replicaCount"] == replicas
     role_arn = values["rbac"]["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"]
@@ -69,7 +81,9 @@ def test_chart_values_per_environment(stack_plan, stack, unneeded, replicas):
 
 def test_runs_on_system_nodes_non_root_with_a_pdb(stack_plan):
     values = release(stack_plan("prod"), "cluster-autoscaler").inputs["values"]
-    assert values["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
+    assert values["tolerations"] == [
+        {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}
+    ]
     assert values["nodeSelector"] == {"node-role/system": "true"}
     assert values["securityContext"]["runAsNonRoot"] is True and values["securityContext"]["runAsUser"] > 0
     assert values["containerSecurityContext"]["allowPrivilegeEscalation"] is False
@@ -98,12 +112,16 @@ def test_priorities_prefer_spot_then_cheaper():
     def group(name, types, capacity):
         return NodeGroupConfig(name=name, role="gpu", instance_types=types, capacity=capacity, max_size=2)
 
-    ranked = autoscaler_priorities([
-        group("gpu-od", ["g5.xlarge"], "on-demand"),
-        group("gpu-spot-big", ["g5.2xlarge"], "spot"),
-        group("gpu-spot", ["g5.xlarge"], "spot"),
-        NodeGroupConfig(name="system", role="system", instance_types=["m6i.large"], min_size=1, max_size=2),
-    ])
+    ranked = autoscaler_priorities(
+        [
+            group("gpu-od", ["g5.xlarge"], "on-demand"),
+            group("gpu-spot-big", ["g5.2xlarge"], "spot"),
+            group("gpu-spot", ["g5.xlarge"], "spot"),
+            NodeGroupConfig(
+                name="system", role="system", instance_types=["m6i.large"], min_size=1, max_size=2
+            ),
+        ]
+    )
     order = [p.pattern.split("-", 1)[1].rsplit("-[", 1)[0] for p in sorted(ranked, key=lambda p: -p.priority)]
     assert order == ["gpu-spot", "gpu-spot-big", "gpu-od"]
     # A group's pattern does not also match a group whose name extends it.
@@ -122,8 +140,9 @@ def test_expander_table_rejects_priorities_that_clash_with_the_catch_all():
 
 
 def test_no_priority_table_without_the_priority_expander(mutated_plan):
-    plan = mutated_plan("dev", lambda cfg: cfg["mlops-platform:autoscaler"].update(expander="least-waste"),
-                        name="dev-lw")
+    plan = mutated_plan(
+        "dev", lambda cfg: cfg["mlops-platform:autoscaler"].update(expander="least-waste"), name="dev-lw"
+    )
     values = release(plan, "cluster-autoscaler").inputs["values"]
     assert "expanderPriorities" not in values
     assert values["extraArgs"]["expander"] == "least-waste"

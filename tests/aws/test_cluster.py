@@ -67,7 +67,9 @@ def test_ebs_key_lets_auto_scaling_launch_encrypted_nodes(stack_plan):
     statements = {s["Sid"]: s for s in policy(key)["Statement"]}
     role = statements["AutoScalingCreatesGrants"]["Principal"]["AWS"]
     assert role.endswith(":role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling")
-    assert statements["AutoScalingCreatesGrants"]["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    assert statements["AutoScalingCreatesGrants"]["Condition"] == {
+        "Bool": {"kms:GrantIsForAWSResource": "true"}
+    }
 
 
 def test_control_plane_logs_with_retention(stack_plan):

@@ -24,8 +24,9 @@ def test_zones_and_nat_gateways_per_environment(stack_plan, stack, zones, nats):
 
 
 def test_per_zone_nat_can_be_chosen_in_dev(mutated_plan):
-    plan = mutated_plan("dev", lambda cfg: cfg["mlops-platform:network"].update(natGateways="per-zone"),
-                        name="dev-nat")
+    plan = mutated_plan(
+        "dev", lambda cfg: cfg["mlops-platform:network"].update(natGateways="per-zone"), name="dev-nat"
+    )
     assert len(plan.of_type("aws:ec2/natGateway:NatGateway")) == 2
 
 
@@ -78,8 +79,10 @@ def test_subnet_plan_fits_the_vpc_without_overlaps(cidr, zones):
     assert all(n.subnet_of(vpc) for n in nets)
     assert all(not a.overlaps(b) for i, a in enumerate(nets) for b in nets[i + 1 :])
     # Pods take VPC addresses: private subnets are the big ones.
-    assert all(ipaddress.ip_network(p).num_addresses > ipaddress.ip_network(q).num_addresses
-               for p, q in zip(private, public, strict=True))
+    assert all(
+        ipaddress.ip_network(p).num_addresses > ipaddress.ip_network(q).num_addresses
+        for p, q in zip(private, public, strict=True)
+    )
 
 
 def test_subnet_plan_rejects_four_zones():

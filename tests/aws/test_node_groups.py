@@ -111,10 +111,15 @@ def test_node_role_policies(stack_plan):
     plan = stack_plan("prod")
     for ng in plan.of_type("aws:eks/nodeGroup:NodeGroup"):
         role = next(r for r in plan.of_type("aws:iam/role:Role") if r.parent == ng.parent)
-        attached = {a.inputs["policyArn"].rsplit("/", 1)[-1]
-                    for a in children(plan, role, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
-        assert attached == {"AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly",
-                            "AmazonSSMManagedInstanceCore"}  # CNI permissions live on the vpc-cni IRSA role
+        attached = {
+            a.inputs["policyArn"].rsplit("/", 1)[-1]
+            for a in children(plan, role, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        }
+        assert attached == {
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEC2ContainerRegistryReadOnly",
+            "AmazonSSMManagedInstanceCore",
+        }  # CNI permissions live on the vpc-cni IRSA role
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -172,8 +177,14 @@ def test_accelerator_counts_come_from_the_catalog(mutated_plan):
 
 
 def test_template_tags_unit():
-    group = NodeGroupConfig(name="g", role="gpu", instance_types=["g6.12xlarge"], max_size=3, disk_size_gb=200,
-                            capacity="on-demand")
+    group = NodeGroupConfig(
+        name="g",
+        role="gpu",
+        instance_types=["g6.12xlarge"],
+        max_size=3,
+        disk_size_gb=200,
+        capacity="on-demand",
+    )
     tags = autoscaler_node_template_tags(
         "c", group, {"a/b": "x"}, [Taint(key="nvidia.com/gpu", value="", effect="NoExecute")]
     )

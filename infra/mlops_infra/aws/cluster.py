@@ -49,7 +49,9 @@ def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}],
+            "clusters": [
+                {"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca_data}}
+            ],
             "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
             "current-context": name,
             "preferences": {},
@@ -60,8 +62,16 @@ def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", name, "--region", region, "--output",
-                                     "json"],
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                name,
+                                "--region",
+                                region,
+                                "--output",
+                                "json",
+                            ],
                             "interactiveMode": "Never",
                         }
                     },
@@ -108,11 +118,17 @@ class EksCluster(pulumi.ComponentResource):
             policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy",
             opts=pulumi.ResourceOptions(parent=self.role),
         )
-        self.secrets_key = kms_key(f"{args.name}-secrets", f"EKS {args.name}: envelope encryption of Secrets",
-                                   tags, self)
+        self.secrets_key = kms_key(
+            f"{args.name}-secrets", f"EKS {args.name}: envelope encryption of Secrets", tags, self
+        )
         # Node root volumes and PersistentVolumes; Auto Scaling may use it to launch nodes.
-        self.ebs_key = kms_key(f"{args.name}-ebs", f"EKS {args.name}: node and volume encryption", tags, self,
-                               allow_autoscaling=True)
+        self.ebs_key = kms_key(
+            f"{args.name}-ebs",
+            f"EKS {args.name}: node and volume encryption",
+            tags,
+            self,
+            allow_autoscaling=True,
+        )
         kms_policy = aws.iam.RolePolicy(
             f"{name}-cluster-kms",
             role=self.role.name,

@@ -39,7 +39,13 @@ def autoscaling_ebs_statements(account_id: str, partition: str) -> list[dict[str
             "Sid": "AutoScalingUsesKey",
             "Effect": "Allow",
             "Principal": {"AWS": role},
-            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "Action": [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
+            ],
             "Resource": "*",
         },
         {

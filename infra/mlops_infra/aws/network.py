@@ -22,7 +22,7 @@ def plan_subnets(cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
     """
     if not 1 <= zone_count <= MAX_ZONES:
         raise ValueError(f"a VPC here spans 1 to {MAX_ZONES} zones, got {zone_count}")
-    net = ipaddress.ip_network(cidr)
+    net = ipaddress.IPv4Network(cidr)
     quarters = list(net.subnets(new_prefix=net.prefixlen + 2))
     private = [str(q) for q in quarters[:zone_count]]
     public = [str(s) for s in list(quarters[3].subnets(new_prefix=net.prefixlen + 5))[:zone_count]]
@@ -109,8 +109,9 @@ class Network(pulumi.ComponentResource):
         nat_count = len(args.zones) if args.nat_gateways == "per-zone" else 1
         for i in range(nat_count):
             zone = args.zones[i]
-            eip = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags={**tags, "Name": f"{name}-nat-{zone}"},
-                              opts=child)
+            eip = aws.ec2.Eip(
+                f"{name}-nat-{zone}", domain="vpc", tags={**tags, "Name": f"{name}-nat-{zone}"}, opts=child
+            )
             self.nat_gateways.append(
                 aws.ec2.NatGateway(
                     f"{name}-nat-{zone}",
@@ -136,7 +137,9 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             rt = aws.ec2.RouteTable(
-                f"{name}-private-{zone}", vpc_id=self.vpc.id, tags={**tags, "Name": f"{name}-private-{zone}"},
+                f"{name}-private-{zone}",
+                vpc_id=self.vpc.id,
+                tags={**tags, "Name": f"{name}-private-{zone}"},
                 opts=child,
             )
             # One NAT per zone keeps a zone's egress alive when another zone fails; dev/test share one.
@@ -148,8 +151,9 @@ class Network(pulumi.ComponentResource):
                 nat_gateway_id=nat.id,
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=rt.id,
-                                          opts=child)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-private-{zone}", subnet_id=subnet.id, route_table_id=rt.id, opts=child
+            )
             self.private_subnets.append(subnet)
             self.private_route_tables.append(rt)
 
@@ -172,7 +176,11 @@ class Network(pulumi.ComponentResource):
         self.private_subnet_ids = [s.id for s in self.private_subnets]
         self.public_subnet_ids = [s.id for s in self.public_subnets]
         self.register_outputs(
-            {"vpcId": self.vpc_id, "privateSubnetIds": self.private_subnet_ids, "publicSubnetIds": self.public_subnet_ids}
+            {
+                "vpcId": self.vpc_id,
+                "privateSubnetIds": self.private_subnet_ids,
+                "publicSubnetIds": self.public_subnet_ids,
+            }
         )
 
     def _flow_logs(self, name: str, args: NetworkArgs, tags: dict[str, str]) -> None:

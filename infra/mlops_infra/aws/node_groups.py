@@ -27,10 +27,16 @@ NODE_POLICIES = (
 )
 # The VPC CNI gets AmazonEKS_CNI_Policy through its own IRSA role (see addons.py), not via the node role.
 
-TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
+TAINT_EFFECTS = {
+    "NoSchedule": "NO_SCHEDULE",
+    "NoExecute": "NO_EXECUTE",
+    "PreferNoSchedule": "PREFER_NO_SCHEDULE",
+}
 CA_PREFIX = "k8s.io/cluster-autoscaler"
 TEMPLATE = f"{CA_PREFIX}/node-template"
-EPHEMERAL_STORAGE_FRACTION = 0.9  # OS, images and kubelet eviction thresholds take the rest of the root volume
+EPHEMERAL_STORAGE_FRACTION = (
+    0.9  # OS, images and kubelet eviction thresholds take the rest of the root volume
+)
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,9 @@ def autoscaler_node_template_tags(
         f"{CA_PREFIX}/{cluster_name}": "owned",
         f"kubernetes.io/cluster/{cluster_name}": "owned",
         f"{TEMPLATE}/label/eks.amazonaws.com/nodegroup": group.name,
-        f"{TEMPLATE}/label/eks.amazonaws.com/capacityType": "SPOT" if group.capacity == "spot" else "ON_DEMAND",
+        f"{TEMPLATE}/label/eks.amazonaws.com/capacityType": "SPOT"
+        if group.capacity == "spot"
+        else "ON_DEMAND",
     }
     for key, value in labels.items():
         tags[f"{TEMPLATE}/label/{key}"] = value
@@ -166,7 +174,11 @@ class ManagedNodeGroup(pulumi.ComponentResource):
         self.asg_name = self.node_group.resources.apply(_asg_name)
         self.asg_tags = self._asg_tags(name, args)
         self.register_outputs(
-            {"nodeGroupName": self.node_group.node_group_name, "roleArn": self.role.arn, "asgName": self.asg_name}
+            {
+                "nodeGroupName": self.node_group.node_group_name,
+                "roleArn": self.role.arn,
+                "asgName": self.asg_name,
+            }
         )
 
     # ---- what differs per kind
@@ -194,7 +206,11 @@ class ManagedNodeGroup(pulumi.ComponentResource):
                 {
                     "Version": "2012-10-17",
                     "Statement": [
-                        {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "ec2.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
                     ],
                 }
             ),
@@ -212,7 +228,9 @@ class ManagedNodeGroup(pulumi.ComponentResource):
         ]
         return role
 
-    def _launch_template(self, name: str, args: NodeGroupArgs, tags: dict[str, str]) -> aws.ec2.LaunchTemplate:
+    def _launch_template(
+        self, name: str, args: NodeGroupArgs, tags: dict[str, str]
+    ) -> aws.ec2.LaunchTemplate:
         group = self.config
         instance_tags = {**tags, "Name": f"{name}"}
         return aws.ec2.LaunchTemplate(
@@ -259,7 +277,9 @@ class ManagedNodeGroup(pulumi.ComponentResource):
                 tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            for key, value in autoscaler_node_template_tags(cluster, self.config, self.labels, self.taints).items()
+            for key, value in autoscaler_node_template_tags(
+                cluster, self.config, self.labels, self.taints
+            ).items()
         ]
 
 

@@ -44,7 +44,8 @@ def autoscaler_priorities(groups: list[NodeGroupConfig]) -> list[PriorityGroup]:
     orders e.g. a spot GPU group before an on-demand fallback GPU group. EKS names a managed group's ASG
     `eks-<group>-<uuid>`; the uuid part keeps `gpu` from also matching `gpu-a10g`."""
     ranked = sorted(
-        (g for g in groups if g.role != "system"), key=lambda g: (g.capacity != "spot", hourly_price(g), g.name)
+        (g for g in groups if g.role != "system"),
+        key=lambda g: (g.capacity != "spot", hourly_price(g), g.name),
     )
     return [
         PriorityGroup(pattern=f"^eks-{g.name}-[0-9a-f-]{{36}}$", priority=10 * (len(ranked) - i))
@@ -95,8 +96,10 @@ def aws_cluster(
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    core_addons = BEFORE_COMPUTE if config.cluster.pod_identity_agent else tuple(
-        a for a in BEFORE_COMPUTE if a != "eks-pod-identity-agent"
+    core_addons = (
+        BEFORE_COMPUTE
+        if config.cluster.pod_identity_agent
+        else tuple(a for a in BEFORE_COMPUTE if a != "eks-pod-identity-agent")
     )
     addons_before = EksAddons(
         f"{name}-addons-core",

@@ -70,7 +70,9 @@ CLUSTER_AUTOSCALER_IMAGE_TAGS: dict[str, str] = {
     "1.34": "v1.34.2",
 }
 
-SUPPORTED_EKS_VERSIONS: tuple[str, ...] = tuple(sorted(set(EKS_ADDON_VERSIONS) & set(CLUSTER_AUTOSCALER_IMAGE_TAGS)))
+SUPPORTED_EKS_VERSIONS: tuple[str, ...] = tuple(
+    sorted(set(EKS_ADDON_VERSIONS) & set(CLUSTER_AUTOSCALER_IMAGE_TAGS))
+)
 
 
 def addon_pins(version: str) -> AddonPins:

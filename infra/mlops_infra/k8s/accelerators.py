@@ -47,7 +47,9 @@ def node_affinity(label: str) -> dict[str, Any]:
     return {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [{"matchExpressions": [{"key": label, "operator": "In", "values": ["true"]}]}]
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": label, "operator": "In", "values": ["true"]}]}
+                ]
             }
         }
     }
@@ -101,7 +103,9 @@ def _roles(cluster: ClusterHandle) -> set[str]:
 class AcceleratorDevicePlugins(pulumi.ComponentResource):
     """NVIDIA device plugin for GPU groups, Neuron device plugin for Neuron groups; nothing otherwise."""
 
-    def __init__(self, name: str, args: AcceleratorDevicePluginsArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: AcceleratorDevicePluginsArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("mlops:k8s:AcceleratorDevicePlugins", name, None, opts)
         roles = _roles(args.cluster)
         self.releases: dict[str, k8s.helm.v3.Release] = {}
@@ -147,7 +151,9 @@ class AcceleratorMonitoring(pulumi.ComponentResource):
     Create it after the monitoring stack: ServiceMonitor is a Prometheus Operator CRD.
     """
 
-    def __init__(self, name: str, args: AcceleratorMonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+    def __init__(
+        self, name: str, args: AcceleratorMonitoringArgs, opts: pulumi.ResourceOptions | None = None
+    ):
         super().__init__("mlops:k8s:AcceleratorMonitoring", name, None, opts)
         roles = _roles(args.cluster)
         self.resources: list[pulumi.Resource] = []
@@ -210,7 +216,9 @@ class AcceleratorMonitoring(pulumi.ComponentResource):
                                 name="neuron-monitor",
                                 image=NEURON_MONITOR_IMAGE,
                                 command=["/bin/sh", "-c"],
-                                args=[f"neuron-monitor | neuron-monitor-prometheus.py --port {NEURON_MONITOR_PORT}"],
+                                args=[
+                                    f"neuron-monitor | neuron-monitor-prometheus.py --port {NEURON_MONITOR_PORT}"
+                                ],
                                 ports=[
                                     k8s.core.v1.ContainerPortArgs(
                                         name="metrics", container_port=NEURON_MONITOR_PORT, protocol="TCP"
@@ -238,7 +246,11 @@ class AcceleratorMonitoring(pulumi.ComponentResource):
             metadata=meta,
             spec=k8s.core.v1.ServiceSpecArgs(
                 selector=labels,
-                ports=[k8s.core.v1.ServicePortArgs(name="metrics", port=NEURON_MONITOR_PORT, target_port="metrics")],
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="metrics", port=NEURON_MONITOR_PORT, target_port="metrics"
+                    )
+                ],
             ),
             opts=opts,
         )

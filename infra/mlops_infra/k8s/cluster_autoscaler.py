@@ -45,7 +45,7 @@ class PriorityGroup:
 class ClusterAutoscalerArgs:
     cluster: ClusterHandle
     image_tag: str
-    settings: AutoscalerConfig = AutoscalerConfig()
+    settings: AutoscalerConfig = field(default_factory=AutoscalerConfig)
     scale_down_unneeded_time: str = "10m"
     cloud_provider: str = "aws"
     region: str | None = None
