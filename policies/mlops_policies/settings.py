@@ -97,6 +97,8 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
             out[key] = {**old, **value}
         elif isinstance(value, Mapping) and isinstance(old, str):
             out[key] = {"enforcementLevel": old, **value}
+        elif isinstance(value, str) and isinstance(old, Mapping):
+            out[key] = {**old, "enforcementLevel": value}  # a level alone keeps the rule's properties
         else:
             out[key] = copy.deepcopy(value)
     return out

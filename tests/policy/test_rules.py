@@ -16,7 +16,7 @@ from mlops_infra.offline import Plan, RecordedResource, evaluate
 from mlops_policies.runner import ALL_RULES, check_plan
 from mlops_policies.settings import default_config
 
-from plan_support import load_stack_doc
+from plan_support import REFERENCE_STACKS, load_stack_doc
 
 CLUSTER = "aws:eks/cluster:Cluster"
 GKE = "gcp:container/cluster:Cluster"
@@ -105,7 +105,7 @@ def test_rule_names_are_unique_and_cover_the_contract() -> None:
     }
 
 
-@pytest.mark.parametrize("stack", ["dev", "test", "prod", "local"])
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
 def test_reference_stacks_have_no_mandatory_violation(stack_plan: Callable[[str], Plan], stack: str) -> None:
     blocking = [v for v in check_plan(stack_plan(stack)) if v.enforcement == "mandatory"]
     assert blocking == []
