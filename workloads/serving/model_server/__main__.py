@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -15,15 +14,14 @@ def main() -> int:
     except ConfigError as exc:
         print(f"model_server: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
-    )
     # MLflow's HTTP client retries for minutes by default; the poller retries on its own schedule.
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     import uvicorn
+
+    from .app import configure_logging, create_app
+
+    configure_logging(settings.log_level)
 
     kwargs = dict(
         host=settings.host,
@@ -40,8 +38,6 @@ def main() -> int:
         # separate processes: each loads the model and has its own metrics registry
         uvicorn.run("model_server.app:create_app", factory=True, workers=settings.workers, **kwargs)
     else:
-        from .app import create_app
-
         uvicorn.run(create_app(settings), **kwargs)
     return 0
 

@@ -415,6 +415,20 @@ async def _send(send, status: int, body: bytes, headers=(), content_type: bytes 
     await send({"type": "http.response.body", "body": body})
 
 
+def configure_logging(level: str) -> None:
+    """Plain one-line logs to stdout; idempotent (worker processes call it again)."""
+    import sys
+
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=level.upper(), stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    root.setLevel(level.upper())
+
+
 def create_app(settings: Settings | None = None) -> ModelServer:
-    """Factory for uvicorn (`--factory`); reads the environment when no settings are given."""
-    return ModelServer(settings or Settings.from_env())
+    """Factory for uvicorn (`--factory`, used per worker process); reads the environment by default."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level)
+    return ModelServer(settings)
