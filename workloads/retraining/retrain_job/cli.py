@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--max-iter", type=int, default=150)
     r.add_argument("--learning-rate", type=float, default=0.1)
+    r.add_argument(
+        "--threads", type=int, default=0, help="training threads (default: $RETRAIN_THREADS or CPU quota)"
+    )
     r.add_argument("--latency-calls", type=int, default=200, help="single-row calls timed for the p99")
 
     rb = sub.add_parser("rollback", help="re-point champion to the previous champion version")
@@ -152,7 +155,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         holdout_fraction=args.holdout_fraction,
         seed=args.seed,
         gate=GateConfig(args.min_auc, args.max_latency_ms / 1000.0, args.min_improvement),
-        params=TrainParams(max_iter=args.max_iter, learning_rate=args.learning_rate, random_state=args.seed),
+        params=TrainParams(
+            max_iter=args.max_iter,
+            learning_rate=args.learning_rate,
+            random_state=args.seed,
+            threads=args.threads,
+        ),
         report_path=args.report,
         drift_threshold=args.drift_threshold,
         latency_calls=args.latency_calls,

@@ -44,8 +44,15 @@ def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> np.ndarray:
-    """np.quantile(method="linear") via one partial sort; ~2x faster than np.quantile on columns."""
+def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """np.quantile(method="linear") via one partial sort, plus the bin counts when they are free.
+
+    After partitioning around the two order statistics each edge interpolates between, every
+    element left of ``lo`` is <= the edge and every element right of ``hi`` is >= ``col[hi]``.
+    So when the edge is strictly below ``col[hi]`` exactly ``lo + 1`` values are <= it, and the
+    reference never needs a counting pass.  Ties at an edge (edge == col[hi]) return None and the
+    caller counts the usual way.
+    """
     n = col.shape[0]
     h = (n - 1) * qs
     lo = np.floor(h).astype(np.int64)
@@ -53,7 +60,11 @@ def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> np.ndarray:
     work = col.copy()
     work.partition(np.unique(np.concatenate([lo, hi])))
     a, b = work[lo], work[hi]
-    return a + (b - a) * (h - lo)
+    edges = a + (b - a) * (h - lo)
+    if not np.all(edges < b):
+        return edges, None
+    at_or_below = np.concatenate([lo + 1, [n]])  # count(x <= edge_k), then all values
+    return edges, np.diff(at_or_below, prepend=0).astype(np.int64)
 
 
 @dataclass
@@ -116,7 +127,7 @@ class ReferenceBins:
                 raise ValueError(f"numeric matrix must be (rows, {len(numeric_names)}), got {x.shape}")
             qs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
 
-            def fit_col(j: int) -> np.ndarray:
+            def fit_col(j: int) -> tuple[np.ndarray, np.ndarray | None]:
                 col = x[:, j]
                 if np.isnan(col).any():
                     col = col[~np.isnan(col)]
@@ -125,11 +136,15 @@ class ReferenceBins:
                 return _linear_quantiles(col, qs)
 
             with ThreadPoolExecutor(_threads()) as pool:
-                edges = list(pool.map(fit_col, range(x.shape[1])))
-            edge_matrix = np.vstack(edges).T  # (bins-1, features)
-            counts = _count_numeric(x, edge_matrix, chunk_rows)
+                fitted = list(pool.map(fit_col, range(x.shape[1])))
+            edge_matrix = np.vstack([e for e, _ in fitted]).T  # (bins-1, features)
+            todo = [j for j, (_, c) in enumerate(fitted) if c is None]
+            counted = _count_numeric(x[:, todo], edge_matrix[:, todo], chunk_rows) if todo else None
             for j, name in enumerate(numeric_names):
-                ref.numeric[name] = NumericBins(edges=edge_matrix[:, j].copy(), ref_counts=counts[j])
+                c = fitted[j][1]
+                if c is None:
+                    c = counted[todo.index(j)]  # type: ignore[index]
+                ref.numeric[name] = NumericBins(edges=edge_matrix[:, j].copy(), ref_counts=c)
         for name, values in (categorical or {}).items():
             vals = _clean_categorical(values)
             uniq, cnt = np.unique(vals, return_counts=True)

@@ -53,6 +53,12 @@ def _check_trusted(types: list[str]) -> None:
         raise RegistryError(f"model contains types outside the skops allow-list {TRUSTED_PREFIXES}: {bad}")
 
 
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")]
+
+
 @dataclass
 class Registered:
     version: str
@@ -154,6 +160,8 @@ class Registry:
                 serialization_format="skops",
                 skops_trusted_types=trusted,
                 extra_files=[str(ref_path)],
+                # explicit: MLflow's inference spawns a Python process that reloads the model (slow)
+                pip_requirements=_pip_requirements(),
             )
         version = str(info.registered_model_version)
         return Registered(version=version, run_id=run.info.run_id, model_uri=f"models:/{name}/{version}")

@@ -40,8 +40,10 @@ def holdout(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_promotion_gate_and_rollback(
-    mlflow_server: str, holdout: Path, tmp_path: Path, fake_pushgateway
+    mlflow_server: str, holdout: Path, tmp_path: Path, fake_pushgateway, monkeypatch
 ) -> None:
+    # one OpenMP thread: a shared 2-core CI box is oversubscribed and OpenMP spin-waits (10x slower)
+    monkeypatch.setenv("RETRAIN_THREADS", "1")
     model = "fraud-seq"
     client = MlflowClient(mlflow_server)
 
