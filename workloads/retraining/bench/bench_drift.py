@@ -52,23 +52,30 @@ def ours(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
 
 
 def timed(fn, *args, repeat: int = 3):
-    times, out = [], None
+    """Best and median wall time of ``repeat`` runs, plus CPU seconds of the best run."""
+    runs, out = [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         out = fn(*args)
-        times.append(time.perf_counter() - t0)
-    return min(times), float(np.median(times)), out
+        runs.append((time.perf_counter() - t0, time.process_time() - c0))
+    best = min(runs)
+    return best[0], float(np.median([r[0] for r in runs])), best[1], out
 
 
 # -- memory: streaming vs one shot, each in a fresh process ---------------------------------------
 MEM_CHILD = r"""
-import json, resource, sys, time, tracemalloc
+import json, sys, time, tracemalloc
 import numpy as np
 sys.path.insert(0, sys.argv[4])
 from retrain_job.drift import ReferenceBins
 mode, bins_path, data_path, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[5])
 ref = ReferenceBins.load(bins_path)
-base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm_mb():
+    # VmHWM: peak RSS of this process image (ru_maxrss would carry the parent's peak over fork+exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+base_rss = hwm_mb()
 tracemalloc.start()
 t0 = time.perf_counter()
 acc = ref.accumulator()
@@ -87,8 +94,7 @@ res = acc.result()
 elapsed = time.perf_counter() - t0
 _, peak = tracemalloc.get_traced_memory()
 print(json.dumps({"mode": mode, "seconds": elapsed, "tracemalloc_peak_mb": peak / 2**20,
-                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "baseline_rss_mb": base_rss / 1024, "overall_psi": res.overall_psi, "rows": acc.rows}))
+                  "maxrss_mb": hwm_mb(), "baseline_rss_mb": base_rss, "overall_psi": res.overall_psi, "rows": acc.rows}))
 """
 
 
@@ -170,15 +176,20 @@ def main() -> int:
     print(f"data: reference {ref.shape} + current {cur.shape} float64, {BINS} quantile bins, "
           f"{os.cpu_count()} CPUs, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '-')}")  # fmt: skip
 
-    t_ours, t_ours_med, psi_ours = timed(ours, ref, cur)
-    t_np, t_np_med, psi_np = timed(plain_numpy_psi, ref, cur)
+    load = os.getloadavg()[0]
+    t_ours, t_ours_med, cpu_ours, psi_ours = timed(ours, ref, cur)
+    t_np, t_np_med, cpu_np, psi_np = timed(plain_numpy_psi, ref, cur)
     figures: dict = {
         "rows": args.rows, "features": 20, "bins": BINS,
+        "load_avg_1m": load, "ours_cpu_s": cpu_ours, "numpy_cpu_s": cpu_np,
         "ours_s": t_ours, "ours_median_s": t_ours_med, "numpy_s": t_np, "numpy_median_s": t_np_med,
         "max_abs_diff_vs_numpy": float(np.max(np.abs(psi_ours - psi_np))),
     }  # fmt: skip
-    print(f"ours (fit bins + PSI, best of 3):  {t_ours:7.3f} s  (median {t_ours_med:.3f} s)")
-    print(f"plain numpy per column (best of 3): {t_np:7.3f} s  (median {t_np_med:.3f} s)  "
+    print(f"load average before timing: {load:.1f}")
+    print(
+        f"ours (fit bins + PSI, best of 3):   {t_ours:7.3f} s  (median {t_ours_med:.3f} s, cpu {cpu_ours:.2f} s)"
+    )
+    print(f"plain numpy per column (best of 3): {t_np:7.3f} s  (median {t_np_med:.3f} s, cpu {cpu_np:.2f} s)  "
           f"-> ours is {t_np / t_ours:.1f}x faster; max |PSI diff| {figures['max_abs_diff_vs_numpy']:.2e}")  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -196,7 +207,7 @@ def main() -> int:
         mem = memory_runs(bins, cur, tmp, args.chunk_rows)
         for m in mem:
             print(f"memory {m['mode']:>7}: tracemalloc peak {m['tracemalloc_peak_mb']:7.1f} MiB, "
-                  f"max RSS {m['maxrss_mb']:6.0f} MiB (after imports {m['baseline_rss_mb']:.0f} MiB), "
+                  f"peak RSS {m['maxrss_mb']:6.0f} MiB (after imports {m['baseline_rss_mb']:.0f} MiB), "
                   f"{m['seconds']:.3f} s, overall PSI {m['overall_psi']:.6f}")  # fmt: skip
         figures["memory"] = mem
         if abs(mem[0]["overall_psi"] - mem[1]["overall_psi"]) > 1e-12:
