@@ -106,7 +106,8 @@ class CostItem:
             "type": self.type,
             "sku": self.sku,
             "quantity": self.quantity.to_json(4),
-            "hourly": round(self.hourly, 6),
+            "hourly": round(self.hourly, 10),
+            "unitPrice": round(self.hourly * (1.0 if self.unit == "hour" else HOURS_PER_MONTH), 6),
             "monthly": self.monthly.to_json(),
             "unit": self.unit,
             "source": self.source,
@@ -262,6 +263,18 @@ def _instance_item(
     )
 
 
+def _schedule_for(schedules: Mapping[str, Schedule], *names: str) -> Schedule | None:
+    """A group's schedule by its config name; GKE slice pools are named `<group>-s<i>`."""
+    for name in names:
+        if name in schedules:
+            return schedules[name]
+    for name in names:
+        base, _, suffix = name.rpartition("-s")
+        if base in schedules and suffix.isdigit():
+            return schedules[base]
+    return None
+
+
 def _node_range(min_n: int, desired: int, max_n: int, schedule: Schedule | None) -> tuple[Range, str]:
     expected = float(desired)
     note = ""
@@ -297,7 +310,7 @@ def _eks_node_group(
     min_n, max_n = _int(scaling.get("minSize")), _int(scaling.get("maxSize"))
     desired = _int(scaling.get("desiredSize"), min_n)
     group = str(p.get("nodeGroupName") or r.name)
-    nodes, note = _node_range(min_n, desired, max_n, schedules.get(group) or schedules.get(r.name))
+    nodes, note = _node_range(min_n, desired, max_n, _schedule_for(schedules, group, r.name))
     items = [_instance_item(r, itype, spot, nodes, note)]
     disk = _int(p.get("diskSize"), 0) or _launch_template_disk(r, by_urn) or EKS_DEFAULT_DISK_GB
     ebs = _service_item(r, "ebs-gp3-gb-month", nodes.scale(disk), f"{disk} GB root volume per node")
@@ -338,7 +351,7 @@ def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule]) -> list
         if hosts > 1:
             min_n, desired, max_n = (hosts * math.ceil(n / hosts) for n in (min_n, desired, max_n))
             note_parts.append(f"{topology} slice = {hosts} hosts; counted in whole slices")
-    nodes, note = _node_range(min_n, desired, max_n, schedules.get(str(p.get("name") or r.name)))
+    nodes, note = _node_range(min_n, desired, max_n, _schedule_for(schedules, str(p.get("name") or r.name)))
     if note:
         note_parts.append(note)
     items = [_instance_item(r, itype, spot, nodes, "; ".join(note_parts))]
