@@ -232,7 +232,8 @@ def _mlflow(
         pg = InClusterPostgres(
             "mlflow-postgres",
             PostgresArgs(cluster=cluster, password_secret=MLFLOW_DB_SECRET, depends_on=(*deps, secret)),
-            opts=pulumi.ResourceOptions(parent=group),
+            # A prod stack that keeps its database in-cluster (e.g. GKE) protects it like a managed one.
+            opts=pulumi.ResourceOptions(parent=group, protect=config.protect_stateful),
         )
         database = MlflowDatabase(host=pg.host, port=pg.port, sslmode="disable")
 

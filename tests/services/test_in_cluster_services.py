@@ -191,3 +191,11 @@ def test_service_config_mistakes_are_reported_with_their_key(
     matching = [p for p in err.value.problems if p.path == f"mlops-platform:{path}"]
     assert matching, [str(p) for p in err.value.problems]
     assert words in matching[0].message
+
+
+def test_in_cluster_database_is_protected_in_prod() -> None:
+    plan = reference_plan("prod-gcp")
+    assert find_object(plan, "StatefulSet", "mlflow", "postgres").protect is True
+    assert find_object(plan, "StatefulSet", "mlflow", "postgres").inputs["spec"]["volumeClaimTemplates"]
+    assert find_object(plan, "StatefulSet", "redis", "redis").protect is False, "a cache is not protected"
+    assert reference_plan("local").of_type("kubernetes:apps/v1:StatefulSet")[0].protect is False
