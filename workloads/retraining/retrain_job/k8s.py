@@ -276,6 +276,8 @@ class JobLauncher:
             )
         except K8sError as exc:
             return LaunchResult("error", None, str(exc))
+        except (OSError, yaml.YAMLError) as exc:  # unreadable / malformed template
+            return LaunchResult("error", None, f"job template: {exc}")
         except httpx.HTTPError as exc:
             return LaunchResult("error", None, f"Kubernetes API unreachable: {exc}")
         name = job["metadata"]["name"]

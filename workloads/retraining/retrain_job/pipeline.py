@@ -93,9 +93,15 @@ def run(cfg: RunConfig) -> int:
         # 2. drift of the new data vs the champion's frozen reference bins (informational)
         if champion_version is not None:
             ref = registry.load_reference(cfg.model, champion_version)
-            if ref is not None:
+            try:
+                if ref is None:
+                    raise ValueError(f"champion v{champion_version} ships no reference bins")
                 num, cat = drift_inputs(cfg.data, ref)
                 drift = compute_drift(ref, num, cat, threshold=cfg.drift_threshold)
+            except ValueError as exc:  # informational step: note it, keep training
+                report["drift_error"] = str(exc)
+                print(f"drift check skipped: {exc}", file=sys.stderr)
+            else:
                 metrics.record_drift(drift)
                 report["drift"] = drift.to_dict()
                 print(

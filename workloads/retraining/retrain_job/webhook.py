@@ -107,7 +107,10 @@ def create_app(
                 ignored.append({"alert": alertname, "reason": f"model {model!r} already handled"})
             else:
                 seen.add(model)
-                res = await run_in_threadpool(launch, model, "alert", f"alertmanager: {alertname}")
+                try:
+                    res = await run_in_threadpool(launch, model, "alert", f"alertmanager: {alertname}")
+                except Exception as exc:  # never a bare 500: report it, Alertmanager retries on 502
+                    res = LaunchResult("error", None, f"{type(exc).__name__}: {exc}")
                 jobs.append({"model": model, "alert": alertname, **res.as_dict()})
         failed = [j for j in jobs if j["status"] == "error"]
         # 502 makes Alertmanager retry later (the Kubernetes API failed, not the request).

@@ -128,3 +128,14 @@ def test_plain_http_only_to_loopback(monkeypatch) -> None:
         K8sConfig.from_env()
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     assert K8sConfig.from_env().api_url == "https://10.96.0.1:443"
+
+
+def test_broken_template_is_an_error_result(fake_k8s, tmp_path: Path, monkeypatch) -> None:
+    bad = tmp_path / "job.yaml"
+    bad.write_text("kind: Job\nspec: [unclosed\n")
+    monkeypatch.setenv("RETRAIN_JOB_TEMPLATE", str(bad))
+    res = launcher().launch("fraud", "drift", "x")
+    assert res.status == "error" and "job template" in res.detail
+    monkeypatch.setenv("RETRAIN_JOB_TEMPLATE", str(tmp_path / "missing.yaml"))
+    assert launcher().launch("fraud", "drift", "x").status == "error"
+    assert fake_k8s.of("POST") == []

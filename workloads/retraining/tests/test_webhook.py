@@ -111,3 +111,13 @@ def test_webhook_refuses_to_start_without_token(monkeypatch, capsys) -> None:
     monkeypatch.delenv("WEBHOOK_TOKEN_FILE", raising=False)
     assert main(["webhook", "--k8s-api", "http://127.0.0.1:9", "--namespace", "ml"]) == 2
     assert "no webhook token" in capsys.readouterr().err
+
+
+def test_unexpected_launch_failure_is_502_not_500() -> None:
+    def boom(model: str, trigger: str, reason: str):
+        raise RuntimeError("surprise")
+
+    app = create_app(boom, token=None)
+    with TestClient(app) as c:
+        r = c.post("/alerts", json=payload(alert("fraud")))
+    assert r.status_code == 502 and "RuntimeError: surprise" in r.json()["jobs"][0]["detail"]
