@@ -65,9 +65,15 @@ def _money(value: float) -> str:
     return f"{value:,.2f}"
 
 
+def _unit_price(hourly: float, unit: str) -> str:
+    """Price per catalog unit (per hour, GB-month, GB or month) as the catalog states it."""
+    price = hourly if unit == "hour" else hourly * 730.0
+    return f"{price:.4g}/{unit}"
+
+
 def print_estimate(plan: Plan, result: Estimate, out: Console) -> None:
     table = Table(title=f"{plan.stack}: monthly cost (USD, 730 h/month)")
-    for column in ("resource", "sku", "qty min/exp/max", "hourly", "min", "expected", "max"):
+    for column in ("resource", "sku", "qty min/exp/max", "unit price", "min", "expected", "max"):
         table.add_column(
             column, justify="right" if column not in ("resource", "sku") else "left", overflow="fold"
         )
@@ -78,7 +84,7 @@ def print_estimate(plan: Plan, result: Estimate, out: Console) -> None:
             item.urn.rsplit("::", 1)[-1],
             item.sku,
             f"{q.min:g} / {q.expected:g} / {q.max:g}",
-            f"{item.hourly:.4f}",
+            _unit_price(item.hourly, item.unit),
             _money(m.min),
             _money(m.expected),
             _money(m.max),
