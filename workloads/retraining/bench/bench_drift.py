@@ -26,7 +26,9 @@ sys.path.insert(0, str(REPO / "workloads" / "retraining"))
 from retrain_job.drift import ReferenceBins, compute_drift  # noqa: E402
 
 EVIDENTLY_VENV = REPO / ".venv-evidently"
-EVIDENTLY_SPEC = ["evidently>=0.7,<0.8", "pandas<3"]
+# the newest 0.7.x pip found when this was written; 0.7.x needs pandas < 3
+EVIDENTLY_VERSION = "0.7.23"
+EVIDENTLY_SPEC = [f"evidently=={EVIDENTLY_VERSION}", "pandas<3"]
 NAMES = [f"f{i}" for i in range(20)]
 BINS = 10
 
@@ -141,11 +143,15 @@ print(json.dumps({"seconds": elapsed, "version": evidently.__version__, "psi": [
 
 
 def ensure_evidently() -> Path:
+    """The Evidently virtualenv, created (or repaired) with pip on first use."""
     py = EVIDENTLY_VENV / "bin" / "python"
     if not py.exists():
         print(f"creating {EVIDENTLY_VENV} (first use) ...", file=sys.stderr)
         subprocess.run(["python3", "-m", "venv", str(EVIDENTLY_VENV)], check=True)
         subprocess.run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
+    probe = subprocess.run([str(py), "-c", "import evidently; print(evidently.__version__)"],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.stdout.strip() != EVIDENTLY_VERSION:
         subprocess.run([str(py), "-m", "pip", "install", "-q", *EVIDENTLY_SPEC], check=True)
     return py
 
