@@ -53,7 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--data", help="training data (.csv/.parquet), default $RETRAIN_DATA")
     src.add_argument("--synthetic-rows", type=int, help="generate this many rows instead of reading --data")
     r.add_argument("--seed", type=int, default=0, help="seed for synthetic data and the holdout split")
-    r.add_argument("--holdout", help="fixed evaluation set (.csv/.parquet); default: split from --data")
+    r.add_argument(
+        "--holdout",
+        default=_env("RETRAIN_HOLDOUT") or None,
+        help="fixed evaluation set (.csv/.parquet), default $RETRAIN_HOLDOUT; else a split of --data",
+    )
     r.add_argument("--holdout-fraction", type=float, default=0.25)
     r.add_argument("--min-auc", type=float, default=float(_env("GATE_MIN_AUC", "0.75")))
     r.add_argument("--max-latency-ms", type=float, default=float(_env("GATE_MAX_LATENCY_MS", "50")))

@@ -27,6 +27,18 @@ APP_LABEL = "app.kubernetes.io/name"
 APP = "retraining"
 MODEL_LABEL = "mlops.dev/model"
 TRIGGER_LABEL = "mlops.dev/trigger"
+# the trigger's settings the training Job inherits (data location, gate, registry, metrics)
+PASS_THROUGH_ENV = (
+    "MLFLOW_TRACKING_URI",
+    "PUSHGATEWAY_URL",
+    "RETRAIN_DATA",
+    "RETRAIN_HOLDOUT",
+    "GATE_MIN_AUC",
+    "GATE_MAX_LATENCY_MS",
+    "GATE_MIN_IMPROVEMENT",
+    "DRIFT_THRESHOLD",
+    "RETRAIN_THREADS",
+)
 MODEL_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 
 
@@ -100,9 +112,7 @@ class JobSettings:
     bucket_seconds: int = field(default_factory=lambda: int(os.environ.get("RETRAIN_BUCKET_SECONDS", "3600")))
     run_as_user: int = 10001
     env: dict[str, str] = field(
-        default_factory=lambda: {
-            k: os.environ[k] for k in ("MLFLOW_TRACKING_URI", "PUSHGATEWAY_URL") if os.environ.get(k)
-        }
+        default_factory=lambda: {k: os.environ[k] for k in PASS_THROUGH_ENV if os.environ.get(k)}
     )
     template_path: str | None = field(default_factory=lambda: os.environ.get("RETRAIN_JOB_TEMPLATE") or None)
 

@@ -165,7 +165,17 @@ def fake_k8s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeSe
     monkeypatch.setenv("K8S_CA_FILE", str(tmp_path / "no-ca.crt"))
     monkeypatch.setenv("RETRAIN_IMAGE", "registry.example/retraining:1.2.3")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.mlops.svc:5000")
-    monkeypatch.delenv("PUSHGATEWAY_URL", raising=False)
+    for var in (
+        "PUSHGATEWAY_URL",
+        "RETRAIN_DATA",
+        "RETRAIN_HOLDOUT",
+        "GATE_MIN_AUC",
+        "GATE_MAX_LATENCY_MS",
+        "GATE_MIN_IMPROVEMENT",
+        "DRIFT_THRESHOLD",
+        "RETRAIN_THREADS",
+    ):
+        monkeypatch.delenv(var, raising=False)
     monkeypatch.delenv("RETRAIN_JOB_TEMPLATE", raising=False)
     yield fake
     srv.shutdown()

@@ -16,7 +16,9 @@ def launcher() -> JobLauncher:
     return JobLauncher(K8sConfig.from_env(), JobSettings())
 
 
-def test_creates_job_with_secure_body(fake_k8s) -> None:
+def test_creates_job_with_secure_body(fake_k8s, monkeypatch) -> None:
+    monkeypatch.setenv("RETRAIN_DATA", "/data/fraud/train.parquet")
+    monkeypatch.setenv("UNRELATED_SECRET", "must-not-leak")
     res = launcher().launch("fraud", "drift", "overall PSI 0.31 > 0.25", now=NOW)
     assert res.status == "created" and res.job_name == "retrain-fraud-202601010300"
 
@@ -59,7 +61,10 @@ def test_creates_job_with_secure_body(fake_k8s) -> None:
     assert c["securityContext"] == {
         "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
     }  # fmt: skip
-    assert {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.mlops.svc:5000"} in c["env"]
+    assert c["env"] == [
+        {"name": "MLFLOW_TRACKING_URI", "value": "http://mlflow.mlops.svc:5000"},
+        {"name": "RETRAIN_DATA", "value": "/data/fraud/train.parquet"},
+    ]
     assert c["resources"]["limits"]["memory"] == "4Gi"
 
 
