@@ -150,3 +150,24 @@ def test_pack_files_exist_and_main_only_builds_the_pack() -> None:
     assert "PolicyPack(" in main and "def " not in main  # rules live in mlops_policies
     manifest = (POLICIES_DIR / "PulumiPolicy.yaml").read_text()
     assert "runtime:" in manifest and "python" in manifest
+
+
+def test_pack_starts_as_the_engine_would_run_it() -> None:
+    """`python policies/__main__.py` builds the PolicyPack and serves it: the first stdout line is its port."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "__main__.py"],
+        cwd=POLICIES_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.isdigit() and int(line) > 0, proc.stderr.read() if proc.stderr else line
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
