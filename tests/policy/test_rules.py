@@ -259,6 +259,7 @@ def test_no_plaintext_secrets(stack_plan: Callable[[str], Plan]) -> None:
     )
     [v] = findings(env, "no-plaintext-secrets")
     assert "API_TOKEN" in v.message and "secretKeyRef" in v.message
+    assert "abc123" not in v.message  # findings name the key, never echo the secret
     values = edit_plan(
         prod,
         of_type("kubernetes:helm.sh/v3:Release", "monitoring-kube-prometheus-stack"),
@@ -270,6 +271,7 @@ def test_no_plaintext_secrets(stack_plan: Callable[[str], Plan]) -> None:
     )
     [v] = findings(values, "no-plaintext-secrets")
     assert "grafana.adminPassword" in v.message  # the secret's *name* in existingSecret is not flagged
+    assert "hunter2" not in v.message
 
 
 # ---------------------------------------------------------------------------------------------- reliability
