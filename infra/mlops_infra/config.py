@@ -326,6 +326,9 @@ class RetrainingConfig(Model):
     drift_check_schedule: str = "*/30 * * * *"
     min_new_labelled_rows: int = Field(default=50000, ge=1)
     gpu: bool = False
+    # Size of the volume the retraining pods read data from (training set, serving inputs, labels); 0: an
+    # existing claim named `retraining-data` is used.
+    data_volume_gb: int = Field(default=20, ge=0, le=16384)
 
     @field_validator("schedule", "drift_check_schedule")
     @classmethod
@@ -338,6 +341,9 @@ class RetrainingConfig(Model):
 class WorkloadsConfig(Model):
     serving: ServingConfig | None = None
     retraining: RetrainingConfig | None = None
+    # Where workload images are pushed: ECR is created on aws; elsewhere a registry the cluster can pull from
+    # (a kind/k3d local registry by default on local stacks, Artifact Registry on gcp).
+    registry: str | None = Field(default=None, pattern=r"^[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
 
 
 class BudgetConfig(Model):
@@ -414,6 +420,23 @@ class StackConfig(Model):
     def monitoring_storage_gb(self) -> int:
         size = self.services.monitoring.storage_gb
         return self.defaults.monitoring_storage_gb if size is None else size
+
+    @property
+    def serving_replicas(self) -> int:
+        serving = self.workloads.serving
+        replicas = serving.replicas if serving is not None else None
+        return self.defaults.serving_replicas if replicas is None else replicas
+
+    @property
+    def image_registry(self) -> str | None:
+        """Registry for workload images when no ECR is created (None on aws: the ECR repository is used)."""
+        if self.workloads.registry:
+            return self.workloads.registry
+        if self.cloud == "local":
+            return "localhost:5001/mlops"
+        if self.cloud == "gcp":
+            return f"{self.region}-docker.pkg.dev/{self.gcp_project}/mlops"
+        return None
 
     @property
     def cluster_name(self) -> str:
@@ -871,6 +894,7 @@ def load_stack(path: Path) -> StackConfig:
 def stack_name(path: Path) -> str:
     """`stacks/Pulumi.dev.yaml` -> `dev`."""
     return path.name.removeprefix("Pulumi.").removesuffix(".yaml").removesuffix(".yml")
+
 
 def _aws_problems(config: StackConfig, file: str) -> list[Problem]:
     """EKS rules: pinned versions exist, API access is explicit, one accelerator model per node group."""

@@ -33,8 +33,26 @@ class Platform(pulumi.ComponentResource):
 
         self.services = platform_services(config, self.cluster, self.namespaces, self)
         self.outputs.update(self.services.outputs())
+        self._accelerator_monitoring(config)
+        from mlops_infra.workloads import platform_workloads
+
+        workload_deps = [*self.namespaces.resources.values(), *self.services.depends_on]
+        self.outputs.update(platform_workloads(config, self.cluster, self.services, workload_deps, self))
         self.outputs["clusterName"] = self.cluster.name
         self.register_outputs(self.outputs)
+
+    def _accelerator_monitoring(self, config: StackConfig) -> None:
+        """GPU/Neuron exporters need the Prometheus Operator CRDs: declared after the monitoring stack."""
+        roles = {g.role for g in config.node_groups}
+        if config.cloud != "aws" or not roles & {"gpu", "neuron"} or not self.services.depends_on:
+            return
+        from mlops_infra.k8s.accelerators import AcceleratorMonitoring, AcceleratorMonitoringArgs
+
+        AcceleratorMonitoring(
+            "accelerator-monitoring",
+            AcceleratorMonitoringArgs(cluster=self.cluster),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.services.depends_on),
+        )
 
     def _cluster(self, config: StackConfig) -> ClusterHandle:
         """The cloud-specific part: each cloud module is imported only when a stack runs on it."""

@@ -43,6 +43,7 @@ class ServiceEndpoints:
     pushgateway_url: str | None = None
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
+    retrain_webhook_token: pulumi.Input[str] | None = None  # secret; Alertmanager sends it to the webhook
     # Resources workloads should depend on (e.g. the monitoring release, whose CRDs their ServiceMonitors need).
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
@@ -104,6 +105,7 @@ def platform_services(
                     grafana=services.monitoring.grafana,
                     prometheus_memory="4Gi" if config.is_prod else "1Gi",
                     host_root_fs=config.cloud != "local",
+                    retrain_webhook_auth=config.workloads.retraining is not None,
                 ),
                 depends_on=ns_deps,
             ),
@@ -119,6 +121,7 @@ def platform_services(
             "prometheus_url": monitoring.prometheus_url,
             "pushgateway_url": monitoring.pushgateway_url,
             "alertmanager_url": monitoring.alertmanager_url,
+            "retrain_webhook_token": monitoring.retrain_webhook_token,
         }
 
     if services.redis.enabled:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -11,17 +10,9 @@ from mlops_infra.config import StackConfig
 from mlops_infra.images import Registry, WorkloadImage, WorkloadImageArgs
 from mlops_infra.k8s.argo_rollouts import ArgoRollouts, ArgoRolloutsArgs
 from mlops_infra.k8s.cluster import ClusterHandle
+from mlops_infra.k8s.retraining import Retraining, RetrainingArgs
 from mlops_infra.k8s.serving import ModelServing, ModelServingArgs, RedisRef
-
-
-@dataclass(frozen=True)
-class WorkloadEndpoints:
-    """What the workloads need from the platform services."""
-
-    tracking_uri: pulumi.Input[str]
-    redis: RedisRef | None
-    prometheus_url: str
-    pushgateway_url: str
+from mlops_infra.services import ServiceEndpoints
 
 
 def _registry(config: StackConfig, workload: str, parent: pulumi.Resource) -> Registry:
@@ -54,16 +45,38 @@ def _image(
     return image.ref
 
 
+def _redis_ref(endpoints: ServiceEndpoints) -> RedisRef | None:
+    if endpoints.redis_host is None:
+        return None
+    return RedisRef(
+        host=endpoints.redis_host,
+        port=endpoints.redis_port,
+        tls=endpoints.redis_tls,
+        password_secret=endpoints.redis_secret_name,
+        password_key=endpoints.redis_secret_key,
+    )
+
+
 def platform_workloads(
-    config: StackConfig, cluster: ClusterHandle, endpoints: WorkloadEndpoints, parent: pulumi.Resource
+    config: StackConfig,
+    cluster: ClusterHandle,
+    endpoints: ServiceEndpoints,
+    depends_on: list[pulumi.Resource],
+    parent: pulumi.Resource,
 ) -> dict[str, pulumi.Input[Any]]:
+    """The serving and retraining workloads the stack's config asks for, wired to the platform services."""
     outputs: dict[str, pulumi.Input[Any]] = {}
     serving = config.workloads.serving
+    if (
+        serving is not None or config.workloads.retraining is not None
+    ) and endpoints.mlflow_tracking_uri is None:
+        raise ValueError("the workloads need MLflow: enable services.mlflow")
+    tracking_uri = endpoints.mlflow_tracking_uri or ""
     if serving is not None:
         rollouts = ArgoRollouts(
             "argo-rollouts",
             ArgoRolloutsArgs(cluster=cluster, controller_replicas=2 if config.is_prod else 1),
-            opts=pulumi.ResourceOptions(parent=parent),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
         )
         replicas = config.serving_replicas
         server = ModelServing(
@@ -73,7 +86,7 @@ def platform_workloads(
                 model=serving.model,
                 alias=serving.alias,
                 image=_image(config, "serving", serving.image, parent),
-                tracking_uri=endpoints.tracking_uri,
+                tracking_uri=tracking_uri,
                 replicas=replicas,
                 max_replicas=serving.max_replicas or max(replicas * 4, 4),
                 cpu=serving.cpu,
@@ -82,10 +95,36 @@ def platform_workloads(
                 latency_slo_ms=serving.latency_slo_ms,
                 cache_ttl_seconds=serving.cache_ttl_seconds,
                 shadow_sample_rate=serving.shadow_sample_rate,
-                redis=endpoints.redis,
-                prometheus_url=endpoints.prometheus_url,
+                redis=_redis_ref(endpoints),
+                **({"prometheus_url": endpoints.prometheus_url} if endpoints.prometheus_url else {}),
+                monitoring=endpoints.prometheus_url is not None,
             ),
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[rollouts]),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[rollouts, *depends_on]),
         )
         outputs["servingUrl"] = server.service_url
+    retraining = config.workloads.retraining
+    if retraining is not None:
+        model = serving.model if serving is not None else "model"
+        job = Retraining(
+            f"{model}-retraining",
+            RetrainingArgs(
+                cluster=cluster,
+                model=model,
+                image=_image(config, "retraining", None, parent),
+                tracking_uri=tracking_uri,
+                pushgateway_url=endpoints.pushgateway_url or "",
+                schedule=retraining.schedule,
+                drift_check_schedule=retraining.drift_check_schedule,
+                drift_threshold=retraining.drift_threshold,
+                min_new_labelled_rows=retraining.min_new_labelled_rows,
+                gpu=retraining.gpu,
+                webhook_replicas=2 if config.is_prod else 1,
+                data_claim_size=f"{retraining.data_volume_gb}Gi" if retraining.data_volume_gb else None,
+                protect_data=config.protect_stateful,
+                webhook_token=endpoints.retrain_webhook_token,
+                alertmanager_namespace=None,  # the monitoring stack already holds the token Secret
+            ),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+        )
+        outputs["retrainingWebhookUrl"] = job.webhook_url
     return outputs

@@ -227,6 +227,15 @@ class AcceleratorMonitoring(pulumi.ComponentResource):
                                 resources=k8s.core.v1.ResourceRequirementsArgs(
                                     requests={"cpu": "100m", "memory": "100Mi"}, limits={"memory": "256Mi"}
                                 ),
+                                readiness_probe=k8s.core.v1.ProbeArgs(
+                                    http_get=k8s.core.v1.HTTPGetActionArgs(path="/", port="metrics"),
+                                    period_seconds=15,
+                                ),
+                                liveness_probe=k8s.core.v1.ProbeArgs(
+                                    tcp_socket=k8s.core.v1.TCPSocketActionArgs(port="metrics"),
+                                    period_seconds=30,
+                                    failure_threshold=4,
+                                ),
                                 security_context=k8s.core.v1.SecurityContextArgs(privileged=True),
                                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="dev", mount_path="/dev")],
                             )

@@ -55,9 +55,16 @@ class MonitoringSettings:
     scrape_interval: str = "30s"  # canary rules use 2m windows: 30s gives 4 samples
     prometheus_memory: str = "2Gi"
     host_root_fs: bool = True  # node-exporter mounts / ; off on Docker-based local clusters
+    # The retraining webhook wants a bearer token: generated here, before Alertmanager starts, mounted from
+    # the Secret RETRAIN_WEBHOOK_TOKEN_SECRET and handed to the retraining deployer.
+    retrain_webhook_auth: bool = False
 
 
-def alertmanager_config(webhook_url: str) -> dict[str, Any]:
+RETRAIN_WEBHOOK_TOKEN_SECRET = "retraining-webhook-token"
+RETRAIN_WEBHOOK_TOKEN_FILE = f"/etc/alertmanager/secrets/{RETRAIN_WEBHOOK_TOKEN_SECRET}/token"
+
+
+def alertmanager_config(webhook_url: str, token_file: str | None = None) -> dict[str, Any]:
     """Alerts labelled `action: retrain` go to the retraining webhook; the rest to a null receiver until
     a team adds its own (Slack, PagerDuty) routes."""
     return {
@@ -83,7 +90,18 @@ def alertmanager_config(webhook_url: str) -> dict[str, Any]:
             {"name": "null"},
             {
                 "name": "retraining-webhook",
-                "webhook_configs": [{"url": webhook_url, "send_resolved": False, "max_alerts": 20}],
+                "webhook_configs": [
+                    {
+                        "url": webhook_url,
+                        "send_resolved": False,
+                        "max_alerts": 20,
+                        **(
+                            {"http_config": {"authorization": {"type": "Bearer", "credentials_file": token_file}}}
+                            if token_file
+                            else {}
+                        ),
+                    }
+                ],
             },
         ],
     }
@@ -136,8 +154,11 @@ def kube_prometheus_stack_values(s: MonitoringSettings) -> dict[str, Any]:
             }
         },
         "alertmanager": {
-            "config": alertmanager_config(s.retrain_webhook_url),
+            "config": alertmanager_config(
+                s.retrain_webhook_url, RETRAIN_WEBHOOK_TOKEN_FILE if s.retrain_webhook_auth else None
+            ),
             "alertmanagerSpec": {
+                "secrets": [RETRAIN_WEBHOOK_TOKEN_SECRET] if s.retrain_webhook_auth else [],
                 "retention": "120h",
                 "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
             },
@@ -229,6 +250,21 @@ class Monitoring(pulumi.ComponentResource):
             )
         else:
             self.grafana_admin_password = None
+        self.retrain_webhook_token: pulumi.Output[str] | None = None
+        if s.retrain_webhook_auth:
+            token = random.RandomPassword(
+                f"{name}-retrain-webhook-token", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+            )
+            self.retrain_webhook_token = pulumi.Output.secret(token.result)
+            waits.append(
+                k8s.core.v1.Secret(
+                    f"{name}-retrain-webhook-token",
+                    metadata={"name": RETRAIN_WEBHOOK_TOKEN_SECRET, "namespace": ns},
+                    type="Opaque",
+                    string_data={"token": self.retrain_webhook_token},
+                    opts=k8s_opts,
+                )
+            )
         self.stack = k8s.helm.v3.Release(
             f"{name}-kube-prometheus-stack",
             name=KPS_FULLNAME,

@@ -71,6 +71,7 @@ class RetrainingArgs:
     data_claim: str | None = "retraining-data"
     data_claim_size: str | None = None
     data_storage_class: str | None = None
+    protect_data: bool = False  # prod: a mistaken destroy must not delete the training data
     training_data: str = f"{DATA_MOUNT}/training"
     serving_inputs: str = f"{DATA_MOUNT}/serving-inputs"
     labelled_data: str = f"{DATA_MOUNT}/labelled"
@@ -328,7 +329,7 @@ class Retraining(pulumi.ComponentResource):
                     "resources": {"requests": {"storage": args.data_claim_size}},
                     **({"storageClassName": args.data_storage_class} if args.data_storage_class else {}),
                 },
-                opts=child,
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(protect=args.protect_data)),
             )
         else:
             self.data_claim = None

@@ -47,6 +47,9 @@ class ModelServingArgs:
     shadow_sample_rate: float = 0.0
     redis: RedisRef | None = None
     prometheus_url: str = "http://kube-prometheus-stack-prometheus.monitoring.svc:9090"
+    # Without a Prometheus (monitoring switched off) there is no ServiceMonitor CRD and nothing to analyse:
+    # the canary still steps through its weights, but nothing rolls it back automatically.
+    monitoring: bool = True
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -149,28 +152,26 @@ def pod_template(args: ModelServingArgs, labels: dict[str, str]) -> dict[str, An
     return {"metadata": {"labels": labels}, "spec": spec}
 
 
-def canary_strategy(name: str, analysis_template: str) -> dict[str, Any]:
+def canary_strategy(name: str, analysis_template: str | None) -> dict[str, Any]:
     """5% -> 25% -> 50% -> 100%, analysed in the background from the first step; a failed analysis aborts
     the rollout and Argo Rollouts sends all traffic back to the stable ReplicaSet."""
     steps: list[dict[str, Any]] = []
     for weight, pause in CANARY_STEPS:
         steps += [{"setWeight": weight}, {"pause": {"duration": pause}}]
     steps.append({"setWeight": 100})
-    return {
-        "canary": {
-            "stableService": f"{name}-stable",
-            "canaryService": f"{name}-canary",
-            "abortScaleDownDelaySeconds": 30,
-            "analysis": {
-                "templates": [{"templateName": analysis_template}],
-                "startingStep": 1,
-                "args": [
-                    {"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}},
-                ],
-            },
-            "steps": steps,
-        }
+    canary: dict[str, Any] = {
+        "stableService": f"{name}-stable",
+        "canaryService": f"{name}-canary",
+        "abortScaleDownDelaySeconds": 30,
+        "steps": steps,
     }
+    if analysis_template is not None:
+        canary["analysis"] = {
+            "templates": [{"templateName": analysis_template}],
+            "startingStep": 1,
+            "args": [{"name": "canary-hash", "valueFrom": {"podTemplateHashValue": "Latest"}}],
+        }
+    return {"canary": canary}
 
 
 def analysis_metrics(args: ModelServingArgs) -> list[dict[str, Any]]:
@@ -231,18 +232,22 @@ class ModelServing(pulumi.ComponentResource):
             )
             for role, svc in (("main", app), ("stable", f"{app}-stable"), ("canary", f"{app}-canary"))
         ]
-        template = f"{app}-slo"
-        self.analysis_template = k8s.apiextensions.CustomResource(
-            f"{name}-analysis",
-            api_version=ROLLOUT_API,
-            kind="AnalysisTemplate",
-            metadata=meta(template),
-            spec={
-                "args": [{"name": "canary-hash"}, {"name": "namespace", "value": args.namespace}],
-                "metrics": analysis_metrics(args),
-            },
-            opts=child,
-        )
+        template: str | None = None
+        waits: list[pulumi.Resource] = [*self.services, self.service_account]
+        if args.monitoring:
+            template = f"{app}-slo"
+            analysis = k8s.apiextensions.CustomResource(
+                f"{name}-analysis",
+                api_version=ROLLOUT_API,
+                kind="AnalysisTemplate",
+                metadata=meta(template),
+                spec={
+                    "args": [{"name": "canary-hash"}, {"name": "namespace", "value": args.namespace}],
+                    "metrics": analysis_metrics(args),
+                },
+                opts=child,
+            )
+            waits.append(analysis)
         self.rollout = k8s.apiextensions.CustomResource(
             f"{name}-rollout",
             api_version=ROLLOUT_API,
@@ -258,7 +263,7 @@ class ModelServing(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(
                 child,
                 pulumi.ResourceOptions(
-                    depends_on=[self.analysis_template, *self.services, self.service_account],
+                    depends_on=waits,
                     ignore_changes=["spec.replicas"],  # the HPA owns the replica count
                 ),
             ),
@@ -289,28 +294,31 @@ class ModelServing(pulumi.ComponentResource):
             spec={"maxUnavailable": 1, "selector": {"matchLabels": labels}},
             opts=child,
         )
-        self.service_monitor = k8s.apiextensions.CustomResource(
-            f"{name}-servicemonitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata=meta(app),
-            spec={
-                "selector": {"matchLabels": {**labels, "mlops/scrape": "model-server"}},
-                "endpoints": [
-                    {
-                        "port": "http",
-                        "path": "/metrics",
-                        "interval": "15s",
-                        "relabelings": [
-                            {
-                                "sourceLabels": ["__meta_kubernetes_pod_label_rollouts_pod_template_hash"],
-                                "targetLabel": "pod_template_hash",
-                            }
-                        ],
-                    }
-                ],
-            },
-            opts=child,
-        )
+        if args.monitoring:
+            k8s.apiextensions.CustomResource(
+                f"{name}-servicemonitor",
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=meta(app),
+                spec={
+                    "selector": {"matchLabels": {**labels, "mlops/scrape": "model-server"}},
+                    "endpoints": [
+                        {
+                            "port": "http",
+                            "path": "/metrics",
+                            "interval": "15s",
+                            "relabelings": [
+                                {
+                                    "sourceLabels": [
+                                        "__meta_kubernetes_pod_label_rollouts_pod_template_hash"
+                                    ],
+                                    "targetLabel": "pod_template_hash",
+                                }
+                            ],
+                        }
+                    ],
+                },
+                opts=child,
+            )
         self.service_url = pulumi.Output.concat("http://", app, ".", args.namespace, ".svc")
         self.register_outputs({"serviceUrl": self.service_url})
