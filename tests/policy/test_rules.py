@@ -13,7 +13,9 @@ import yaml
 from policy.plan_edits import edit_plan, findings
 
 from mlops_infra.offline import Plan, RecordedResource, evaluate
+from mlops_policies.model import Resource
 from mlops_policies.runner import ALL_RULES, check_plan
+from mlops_policies.security import k8s_no_privileged, k8s_run_as_non_root
 from mlops_policies.settings import default_config
 
 from plan_support import REFERENCE_STACKS, load_stack_doc
@@ -379,3 +381,29 @@ def test_gpu_request_fits_node(stack_plan: Callable[[str], Plan]) -> None:
         "gpu-request-fits-node",
     )
     assert "no gpu node group" in v.message
+
+
+@pytest.mark.parametrize(
+    ("token", "path"),
+    [
+        ("kubernetes:core/v1:Pod", ()),
+        ("kubernetes:apps/v1:DaemonSet", ("spec", "template")),
+        ("kubernetes:apps/v1:StatefulSet", ("spec", "template")),
+        ("kubernetes:batch/v1:Job", ("spec", "template")),
+        ("kubernetes:batch/v1:CronJob", ("spec", "jobTemplate", "spec", "template")),
+        ("kubernetes:argoproj.io/v1alpha1:Rollout", ("spec", "template")),
+    ],
+)
+def test_pod_rules_find_the_pod_spec_of_every_workload_kind(token: str, path: tuple[str, ...]) -> None:
+    pod: dict[str, Any] = {
+        "spec": {"containers": [{"name": "c", "image": "x:1", "securityContext": {"privileged": True}}]}
+    }
+    props: dict[str, Any] = {"metadata": {"name": "w", "namespace": "ns"}}
+    node = props
+    for key in path:
+        node = node.setdefault(key, {})
+    node.update(pod)
+    r = Resource(urn=f"urn:{token}", type=token, name="w", props=props)
+    assert any("privileged=true" in m for m in k8s_no_privileged(r, {}))
+    assert any("runAsNonRoot" in m for m in k8s_run_as_non_root(r, {}))
+    assert list(k8s_no_privileged(r, {"exemptNamespaces": ["ns"]})) == []
