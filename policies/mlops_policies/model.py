@@ -186,6 +186,20 @@ def containers(spec: Mapping[str, Any], init: bool = True) -> Iterator[tuple[str
                 yield f"{key}[{i}] {container.get('name', '?')}", container
 
 
+EXEMPT_ANNOTATION = "policies.mlops-platform/exempt"
+REASON_ANNOTATION = "policies.mlops-platform/exempt-reason"
+
+
+def exempt(resource: Resource, rule: str) -> bool:
+    """A Kubernetes object opts out of named rules with two annotations: the comma-separated rule names and a
+    non-empty reason (e.g. a device-monitoring DaemonSet that must run privileged). No reason, no exemption."""
+    annotations = dig(resource.props, "metadata", "annotations", default={})
+    if not isinstance(annotations, Mapping) or not str(annotations.get(REASON_ANNOTATION, "")).strip():
+        return False
+    names = {n.strip() for n in str(annotations.get(EXEMPT_ANNOTATION, "")).split(",")}
+    return rule in names
+
+
 def namespace_of(resource: Resource) -> str | None:
     ns = resource.get("metadata", "namespace")
     return ns if isinstance(ns, str) else None

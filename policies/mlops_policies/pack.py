@@ -20,7 +20,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from mlops_policies.model import Resource, Rule
+from mlops_policies.model import Resource, Rule, exempt
 from mlops_policies.runner import ALL_RULES
 
 PACK_NAME = "mlops-guardrails"
@@ -62,7 +62,10 @@ def to_policy(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
 
         def validate_resource(args: ResourceValidationArgs, report: ReportViolation) -> None:
             config: Mapping[str, Any] = args.get_config() or {}
-            for message in check(resource_from_args(args), config):
+            resource = resource_from_args(args)
+            if exempt(resource, rule.name):
+                return
+            for message in check(resource, config):
                 report(message, None)
 
         return ResourceValidationPolicy(
@@ -76,8 +79,10 @@ def to_policy(rule: Rule) -> ResourceValidationPolicy | StackValidationPolicy:
 
     def validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
         resources = [resource_from_policy_resource(r) for r in args.resources]
+        by_urn = {r.urn: r for r in resources}
         for urn, message in stack_check(resources, args.get_config() or {}):
-            report(message, urn)
+            if urn is None or urn not in by_urn or not exempt(by_urn[urn], rule.name):
+                report(message, urn)
 
     return StackValidationPolicy(
         name=rule.name, description=rule.description, validate=validate_stack, config_schema=_schema(rule)

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlops_policies import cost, reliability, security
-from mlops_policies.model import Resource, Rule, Violation
+from mlops_policies.model import Resource, Rule, Violation, exempt
 from mlops_policies.settings import default_config, merge, resolve
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ def run_rules(
     """Every violation of every enabled rule, in rule order. A rule that fails on odd input reports that
     as a violation at its own level instead of crashing the command."""
     levels = resolve(config, list(rules))
+    by_urn = {res.urn: res for res in resources}
     found: list[Violation] = []
     for r in rules:
         level, props = levels[r.name]
@@ -79,14 +80,17 @@ def run_rules(
         try:
             if r.resource_check is not None:
                 for res in resources:
-                    found.extend(
-                        Violation(r.name, level, res.urn, msg) for msg in r.resource_check(res, props)
-                    )
+                    if not exempt(res, r.name):
+                        found.extend(
+                            Violation(r.name, level, res.urn, m) for m in r.resource_check(res, props)
+                        )
             elif r.stack_check is not None:
                 found.extend(
-                    Violation(r.name, level, urn, msg) for urn, msg in r.stack_check(resources, props)
+                    Violation(r.name, level, urn, m)
+                    for urn, m in r.stack_check(resources, props)
+                    if urn is None or urn not in by_urn or not exempt(by_urn[urn], r.name)
                 )
-        except Exception as exc:
+        except Exception as exc:  # report, never traceback
             found.append(Violation(r.name, level, None, f"rule could not evaluate this stack: {exc!r}"))
     return found
 

@@ -18,7 +18,14 @@ from mlops_policies.model import ENFORCEMENT_LEVELS, Rule
 # Types too large for a dev/test stack; prod may still use them.
 NONPROD_DENIED = ["p4d.*", "p5.*", "trn1.32xlarge", "inf2.48xlarge", "g5.48xlarge", "ct5p-*"]
 
-_BASE: dict[str, Any] = {"all": "mandatory"}
+# kube-system holds only node agents (device plugins, device monitors) that need host access by design;
+# the pod-privilege rules skip it. Everything else there is still checked (images, resources, secrets).
+_NODE_AGENTS = {"enforcementLevel": "mandatory", "exemptNamespaces": ["kube-system"]}
+_BASE: dict[str, Any] = {
+    "all": "mandatory",
+    "k8s-no-privileged": _NODE_AGENTS,
+    "k8s-run-as-non-root": _NODE_AGENTS,
+}
 
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
     "dev": {

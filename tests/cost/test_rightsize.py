@@ -1,20 +1,17 @@
 """Right-sizing on a real offline plan: prod with its A10G group set to g5.12xlarge and the reference model
-server (the real ModelServing component) asking for one GPU per replica - the over-sized group case."""
+server configured for one GPU per replica (workloads.serving.gpu) - the over-sized group case."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pulumi
 import pytest
 import yaml
 
 from mlops_infra.cli import main
-from mlops_infra.config import PROJECT
 from mlops_infra.cost import catalog
 from mlops_infra.cost.estimator import HOURS_PER_MONTH
 from mlops_infra.cost.rightsize import (
@@ -25,34 +22,11 @@ from mlops_infra.cost.rightsize import (
     rightsize,
     workloads,
 )
-from mlops_infra.k8s.serving import ModelServing, ModelServingArgs
 from mlops_infra.offline import Plan, evaluate
-from mlops_infra.platform import Platform, config_from_pulumi
 
 from plan_support import ROOT, load_stack_doc
 
 REPLICAS = 3
-
-
-def _program_with_gpu_serving() -> Mapping[str, Any]:
-    config = config_from_pulumi()
-    platform = Platform(PROJECT, config)
-    ModelServing(
-        "fraud",
-        ModelServingArgs(
-            cluster=platform.cluster,
-            model="fraud",
-            image="registry.example/fraud-server:1.4.2",
-            tracking_uri="http://mlflow.mlflow:5000",
-            replicas=REPLICAS,
-            max_replicas=6,
-            cpu="2",
-            memory="8Gi",
-            gpus=1,
-        ),
-        opts=pulumi.ResourceOptions(parent=platform),
-    )
-    return platform.outputs
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +35,8 @@ def oversized(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for group in doc["config"]["mlops-platform:nodeGroups"]:
         if group["name"] == "gpu-a10g":
             group["instanceTypes"] = ["g5.12xlarge"]
+    serving = doc["config"]["mlops-platform:workloads"]["serving"]
+    serving.update(replicas=REPLICAS, gpu=True, gpusPerReplica=1, cpu="2", memory="8Gi")
     path = tmp_path_factory.mktemp("rightsize") / "Pulumi.prod-oversized.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -68,7 +44,7 @@ def oversized(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def plan(oversized: Path) -> Plan:
-    return evaluate(oversized, program=_program_with_gpu_serving)
+    return evaluate(oversized)
 
 
 def test_reservations_follow_the_eks_and_gke_formulas() -> None:

@@ -407,3 +407,36 @@ def test_pod_rules_find_the_pod_spec_of_every_workload_kind(token: str, path: tu
     assert any("privileged=true" in m for m in k8s_no_privileged(r, {}))
     assert any("runAsNonRoot" in m for m in k8s_run_as_non_root(r, {}))
     assert list(k8s_no_privileged(r, {"exemptNamespaces": ["ns"]})) == []
+
+
+def test_exemptions_need_a_reason_and_name_the_rule(stack_plan: Callable[[str], Plan]) -> None:
+    prod = stack_plan("prod")
+
+    def privileged(annotations: dict[str, str]) -> Callable[[dict[str, Any]], None]:
+        def change(inputs: dict[str, Any]) -> None:
+            container(inputs)["securityContext"]["privileged"] = True
+            inputs["metadata"]["annotations"] = annotations
+
+        return change
+
+    rule = "k8s-no-privileged"
+    exempted = {
+        "policies.mlops-platform/exempt": f"{rule},k8s-probes-set",
+        "policies.mlops-platform/exempt-reason": "reads /dev for device metrics",
+    }
+    assert findings(edit_plan(prod, MLFLOW, privileged(exempted)), rule) == []
+    no_reason = {"policies.mlops-platform/exempt": rule}
+    assert findings(edit_plan(prod, MLFLOW, privileged(no_reason)), rule)
+    other_rule = {**exempted, "policies.mlops-platform/exempt": "k8s-probes-set"}
+    assert findings(edit_plan(prod, MLFLOW, privileged(other_rule)), rule)
+
+
+def test_node_agents_in_kube_system_are_exempt_from_pod_privilege_rules_only(
+    stack_plan: Callable[[str], Plan],
+) -> None:
+    prod = stack_plan("prod")
+    agents = [r for r in prod.k8s_objects() if r.inputs.get("metadata", {}).get("namespace") == "kube-system"]
+    assert agents, "the prod plan has node agents in kube-system"
+    assert findings(prod, "k8s-no-privileged") == []
+    strict = {"k8s-no-privileged": {"exemptNamespaces": []}}
+    assert {v.urn for v in findings(prod, "k8s-no-privileged", strict)} <= {r.urn for r in agents}
