@@ -29,6 +29,8 @@ Cloud = Literal["aws", "gcp", "local"]
 Role = Literal["system", "cpu", "gpu", "neuron", "tpu"]
 Capacity = Literal["on-demand", "spot"]
 TaintEffect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+LogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+DEFAULT_CONTROL_PLANE_LOGS: tuple[LogType, ...] = ("api", "audit", "authenticator")
 ACCELERATOR_ROLES: frozenset[str] = frozenset({"gpu", "neuron", "tpu"})
 
 
@@ -144,9 +146,7 @@ class ClusterConfig(Model):
     name: str | None = None
     version: str = "1.33"
     endpoint: EndpointConfig = EndpointConfig()
-    logging: list[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]] = Field(
-        default_factory=lambda: ["api", "audit", "authenticator"]
-    )
+    logging: list[LogType] = Field(default_factory=lambda: list(DEFAULT_CONTROL_PLANE_LOGS))
     admin_role_arns: list[str] = Field(default_factory=list)
     kube_context: str | None = None
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = "REGULAR"

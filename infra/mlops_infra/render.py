@@ -16,7 +16,7 @@ CLUSTER_SCOPE = "cluster"
 def manifest(resource: RecordedResource) -> dict[str, Any]:
     """The object as the provider would send it to the API server (Pulumi's own keys removed)."""
     body = {k: v for k, v in resource.inputs.items() if not k.startswith("__")}
-    ordered = {k: body.pop(k) for k in ("apiVersion", "kind", "metadata") if k in body}
+    ordered: dict[str, Any] = {k: body.pop(k) for k in ("apiVersion", "kind", "metadata") if k in body}
     return {**ordered, **body}
 
 

@@ -96,7 +96,7 @@ def platform_workloads(
                 cache_ttl_seconds=serving.cache_ttl_seconds,
                 shadow_sample_rate=serving.shadow_sample_rate,
                 redis=_redis_ref(endpoints),
-                **({"prometheus_url": endpoints.prometheus_url} if endpoints.prometheus_url else {}),
+                prometheus_url=endpoints.prometheus_url or ModelServingArgs.prometheus_url,
                 monitoring=endpoints.prometheus_url is not None,
             ),
             opts=pulumi.ResourceOptions(parent=parent, depends_on=[rollouts, *depends_on]),
