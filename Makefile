@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit bench bench-plan bench-serving bench-drift
+.PHONY: setup tools plan up test lint typecheck unit checkov bench bench-plan bench-serving bench-drift
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,9 +39,12 @@ typecheck: setup
 	$(BIN)/mypy
 
 unit: setup tools
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
-test: lint typecheck unit
+checkov: setup
+	scripts/checkov.sh
+
+test: lint typecheck unit checkov
 
 bench-plan: setup
 	$(BIN)/python bench/bench_plan.py

@@ -81,7 +81,9 @@ def test_helm_values_files_pin_chart_and_repo(stack: str, tmp_path: Path) -> Non
     for path in render(reference_plan(stack), tmp_path):
         if path.name.startswith("helm-"):
             values = yaml.safe_load(path.read_text())
-            assert values["repo"] or str(values["chart"]).startswith("oci://"), f"{path.name}: no chart source"
+            assert values["repo"] or str(values["chart"]).startswith("oci://"), (
+                f"{path.name}: no chart source"
+            )
             assert values["version"] and values["version"][0].isdigit(), (
                 f"{path.name}: chart version not pinned"
             )

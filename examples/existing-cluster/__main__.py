@@ -6,6 +6,7 @@ Only the installed `mlops_infra` package is imported, exactly as a team's own Pu
 from __future__ import annotations
 
 import pulumi
+
 from mlops_infra.k8s.namespaces import Namespaces, NamespacesArgs
 from mlops_infra.local.cluster import LocalCluster, LocalClusterArgs
 

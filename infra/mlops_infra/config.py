@@ -908,28 +908,43 @@ def _aws_problems(config: StackConfig, file: str) -> list[Problem]:
         problems.append(Problem(file, f"{PROJECT}:{path}", value, message))
 
     if config.cluster.version not in SUPPORTED_EKS_VERSIONS:
-        add("cluster.version", config.cluster.version,
-            f"no pinned EKS add-on/autoscaler versions for it; allowed: {', '.join(SUPPORTED_EKS_VERSIONS)}")
+        add(
+            "cluster.version",
+            config.cluster.version,
+            f"no pinned EKS add-on/autoscaler versions for it; allowed: {', '.join(SUPPORTED_EKS_VERSIONS)}",
+        )
     if config.zones is not None and len(config.zones) > 3:
         add("zones", config.zones, "an EKS VPC here spans at most 3 zones")
     if config.endpoint_private and config.cluster.endpoint.public_cidrs:
-        add("cluster.endpoint.publicCidrs", config.cluster.endpoint.public_cidrs,
+        add(
+            "cluster.endpoint.publicCidrs",
+            config.cluster.endpoint.public_cidrs,
             "the API endpoint is private (set or the environment default), so public access stays off; "
-            "remove publicCidrs or set cluster.endpoint.private: false")
+            "remove publicCidrs or set cluster.endpoint.private: false",
+        )
     if not config.cluster.admin_role_arns:
-        add("cluster.adminRoleArns", [],
+        add(
+            "cluster.adminRoleArns",
+            [],
             "EKS access entries grant nobody access by default; list the IAM role that runs `pulumi up` "
-            "(CI) and your administrators")
+            "(CI) and your administrators",
+        )
     for i, group in enumerate(config.node_groups):
         types = [catalog.find_instance(t) for t in group.instance_types]
         known = [t for t in types if t is not None and t.cloud == "aws"]
         arches = sorted({t.arch for t in known})
         if len(arches) > 1:
-            add(f"nodeGroups[{i}].instanceTypes", group.instance_types,
-                f"mixes architectures ({', '.join(arches)}); a group has one AMI: split it into one group per arch")
+            add(
+                f"nodeGroups[{i}].instanceTypes",
+                group.instance_types,
+                f"mixes architectures ({', '.join(arches)}); a group has one AMI: split it into one group per arch",
+            )
         models = sorted({t.accelerator for t in known if t.accelerator})
         if len(models) > 1:
-            add(f"nodeGroups[{i}].instanceTypes", group.instance_types,
+            add(
+                f"nodeGroups[{i}].instanceTypes",
+                group.instance_types,
                 f"mixes accelerators ({', '.join(models)}); the k8s.amazonaws.com/accelerator label would be "
-                "wrong on some nodes: use one group per accelerator model")
+                "wrong on some nodes: use one group per accelerator model",
+            )
     return problems

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -26,16 +25,9 @@ class GuardrailInputError(Exception):
 
 
 def policies_runner() -> ModuleType:
-    """`mlops_policies.runner`; in a source checkout whose editable install predates the policies package,
-    fall back to the repository's `policies/` directory."""
-    try:
-        import mlops_policies.runner as runner
-    except ImportError:
-        source = Path(__file__).resolve().parents[2] / "policies"
-        if not (source / "mlops_policies").is_dir():
-            raise
-        sys.path.append(str(source))
-        import mlops_policies.runner as runner
+    """`mlops_policies.runner`, imported late: plan and render do not need the policy pack."""
+    import mlops_policies.runner as runner
+
     return runner
 
 

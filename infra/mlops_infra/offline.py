@@ -220,10 +220,15 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 }
             case "aws:ecr/repository:Repository":
                 repo = inputs.get("name", rid)
-                out |= {"repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}", "registryId": ACCOUNT_ID}
+                out |= {
+                    "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}",
+                    "registryId": ACCOUNT_ID,
+                }
             case "docker:index/image:Image":
                 image = str(inputs.get("imageName", rid)).rsplit(":", 1)[0]
-                out |= {"repoDigest": f"{image}@sha256:{_digest(rid, str(inputs.get('imageName')), length=64)}"}
+                out |= {
+                    "repoDigest": f"{image}@sha256:{_digest(rid, str(inputs.get('imageName')), length=64)}"
+                }
             case "random:index/randomPassword:RandomPassword" | "random:index/randomString:RandomString":
                 length = int(inputs.get("length", 32))
                 out |= {"result": rpc.wrap_rpc_secret(_digest(rid, "pw", length=64)[:length])}
@@ -237,15 +242,24 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 }
             case "gcp:serviceaccount/account:Account":
                 email = f"{inputs.get('accountId', name)}@{inputs.get('project', 'project')}.iam.gserviceaccount.com"
-                out |= {"email": email, "member": f"serviceAccount:{email}",
-                        "name": f"projects/{inputs.get('project', 'project')}/serviceAccounts/{email}"}
+                out |= {
+                    "email": email,
+                    "member": f"serviceAccount:{email}",
+                    "name": f"projects/{inputs.get('project', 'project')}/serviceAccounts/{email}",
+                }
             case "gcp:storage/bucket:Bucket":
                 out |= {"url": f"gs://{inputs.get('name', rid)}"}
             case "gcp:compute/network:Network" | "gcp:compute/subnetwork:Subnetwork":
                 project, short = inputs.get("project", "project"), inputs.get("name", rid)
-                where = f"regions/{inputs.get('region')}/subnetworks" if "subnetwork" in typ else "global/networks"
-                out |= {"id": f"projects/{project}/{where}/{short}",
-                        "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/{where}/{short}"}
+                where = (
+                    f"regions/{inputs.get('region')}/subnetworks"
+                    if "subnetwork" in typ
+                    else "global/networks"
+                )
+                out |= {
+                    "id": f"projects/{project}/{where}/{short}",
+                    "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/{where}/{short}",
+                }
             case "gcp:kms/keyRing:KeyRing":
                 location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
                 out |= {"id": f"{location}/keyRings/{inputs.get('name', rid)}"}
@@ -277,7 +291,12 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 return {"name": self.region, "region": self.region}, []
             case "gcp:organizations/getProject:getProject":
                 project = args.args.get("projectId") or "project"
-                return {"projectId": project, "number": ACCOUNT_ID, "name": project, "id": f"projects/{project}"}, []
+                return {
+                    "projectId": project,
+                    "number": ACCOUNT_ID,
+                    "name": project,
+                    "id": f"projects/{project}",
+                }, []
         raise NotImplementedError(f"offline evaluation has no answer for invoke {args.token}")
 
 

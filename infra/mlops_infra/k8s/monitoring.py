@@ -96,7 +96,11 @@ def alertmanager_config(webhook_url: str, token_file: str | None = None) -> dict
                         "send_resolved": False,
                         "max_alerts": 20,
                         **(
-                            {"http_config": {"authorization": {"type": "Bearer", "credentials_file": token_file}}}
+                            {
+                                "http_config": {
+                                    "authorization": {"type": "Bearer", "credentials_file": token_file}
+                                }
+                            }
                             if token_file
                             else {}
                         ),
@@ -253,7 +257,10 @@ class Monitoring(pulumi.ComponentResource):
         self.retrain_webhook_token: pulumi.Output[str] | None = None
         if s.retrain_webhook_auth:
             token = random.RandomPassword(
-                f"{name}-retrain-webhook-token", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+                f"{name}-retrain-webhook-token",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             self.retrain_webhook_token = pulumi.Output.secret(token.result)
             waits.append(

@@ -24,6 +24,9 @@ WEBHOOK_PORT = 8080
 WEBHOOK_SERVICE = "retraining-webhook"  # monitoring posts to http://retraining-webhook.<ns>.svc:8080/alerts
 WEBHOOK_PATH = "/alerts"  # the route retrain_job.webhook serves
 WEBHOOK_TOKEN_SECRET = "retraining-webhook-token"
+TOKEN_MOUNT_SKIP = (
+    "CKV_K8S_38=creates retraining Jobs through the Kubernetes API (Role: jobs create/get/list/watch)"
+)
 WEBHOOK_TOKEN_KEY = "token"
 TRIGGER_SA = "retraining-trigger"
 TRAINING_SA = "retraining"  # retrain_job.k8s.JobSettings' default service account
@@ -282,12 +285,17 @@ class Retraining(pulumi.ComponentResource):
         part_of = {"app.kubernetes.io/part-of": "mlops-platform", MODEL_LABEL: args.model, **args.labels}
         child = args.cluster.opts(self)
 
-        def meta(obj_name: str, component: str, namespace: str = ns) -> dict[str, Any]:
-            return {
+        def meta(
+            obj_name: str, component: str, namespace: str = ns, api_client: bool = False
+        ) -> dict[str, Any]:
+            metadata: dict[str, Any] = {
                 "name": obj_name,
                 "namespace": namespace,
                 "labels": {"app.kubernetes.io/component": component, **part_of},
             }
+            if api_client:  # these pods create Jobs through the API, so they mount their token on purpose
+                metadata["annotations"] = {"checkov.io/skip1": TOKEN_MOUNT_SKIP}
+            return metadata
 
         # Identities and RBAC: the triggers may create and read Jobs in this namespace, nothing else.
         self.trigger_account = k8s.core.v1.ServiceAccount(
@@ -409,7 +417,7 @@ class Retraining(pulumi.ComponentResource):
             pod["restartPolicy"] = "Never"
             self.trigger_cronjobs[kind] = k8s.batch.v1.CronJob(
                 f"{name}-{kind}",
-                metadata=meta(f"{args.model}-{kind}", f"{kind}-check"),
+                metadata=meta(f"{args.model}-{kind}", f"{kind}-check", api_client=True),
                 spec=cron_spec(args, schedule, pod, labels, trigger_job),
                 opts=pulumi.ResourceOptions.merge(
                     child,
@@ -479,7 +487,7 @@ class Retraining(pulumi.ComponentResource):
         ]
         self.webhook = k8s.apps.v1.Deployment(
             f"{name}-webhook",
-            metadata=meta(WEBHOOK_SERVICE, "webhook"),
+            metadata=meta(WEBHOOK_SERVICE, "webhook", api_client=True),
             spec={
                 "replicas": args.webhook_replicas,
                 "revisionHistoryLimit": 3,
