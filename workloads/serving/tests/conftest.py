@@ -299,6 +299,8 @@ def register_sklearn(
 
     x, _ = make_data(n=50, seed=99)
     mlflow.set_tracking_uri(tracking_uri)
+    # Another suite in this process may have left an experiment of another server active.
+    mlflow.set_experiment("serving-tests")
     mlflow.set_registry_uri(tracking_uri)
     kwargs = {}
     if serialization == "skops":

@@ -93,6 +93,8 @@ def test_non_sklearn_pyfunc_model_and_integer_columns(mlflow_server, start_serve
     name = "custom-pyfunc"
     frame = pd.DataFrame({"a": [0.5, 1.5], "n": [1, 2]})
     mlflow.set_tracking_uri(mlflow_server.uri)
+    # Another suite in this process may have left an experiment of another server active.
+    mlflow.set_experiment("serving-tests")
     with mlflow.start_run():
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -114,6 +116,8 @@ def test_model_without_signature_is_refused_with_a_clear_error(mlflow_server, ki
     name = "no-signature"
     model = kit.train_forest(seed=5, n_estimators=5)
     mlflow.set_tracking_uri(mlflow_server.uri)
+    # Another suite in this process may have left an experiment of another server active.
+    mlflow.set_experiment("serving-tests")
     with mlflow.start_run():
         info = mlflow.sklearn.log_model(
             model, name="model", registered_model_name=name, serialization_format="cloudpickle"
