@@ -99,10 +99,47 @@ def cmd_cost(args: argparse.Namespace, out: Console, plan_of: Callable[[str], Pl
     usage = _usage(args.usage)
     plan = plan_of(args.stack)
     result = estimate_plan(plan, usage)
+    if getattr(args, "compare", None):
+        return _cost_compare(args, out, plan, result)
+    if args.format == "markdown":
+        raise GuardrailInputError("--format markdown needs --compare BASE (it is the pull-request comment)")
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
         print_estimate(plan, result, out)
+    return EXIT_OK
+
+
+def _cost_compare(args: argparse.Namespace, out: Console, plan: Plan, result: Estimate) -> int:
+    """`cost --compare BASE`: head minus base per resource and in total (cost/compare.py)."""
+    from mlops_infra.cost import compare
+
+    try:
+        base, label = compare.base_document(args.compare, args.stack)
+        diff = compare.compare(base, result.to_json())
+    except compare.CompareError as exc:
+        raise GuardrailInputError(str(exc)) from None
+    if args.json:
+        print(json.dumps(diff, indent=2))
+    elif args.format == "markdown":
+        print(compare.to_markdown(diff, plan.stack, label), end="")
+    else:
+        table = Table(title=f"{plan.stack} vs {label}: monthly cost delta ({diff['currency']}, 730 h/month)")
+        for column in ("resource", "change", "delta min", "delta expected", "delta max"):
+            table.add_column(column, justify="left" if column in ("resource", "change") else "right")
+        for c in diff["changes"]:
+            d = c["delta"]
+            table.add_row(
+                c["urn"].rsplit("::", 1)[-1],
+                c["change"],
+                _money(d["min"]),
+                _money(d["expected"]),
+                _money(d["max"]),
+            )
+        table.add_section()
+        d = diff["delta"]["monthly"]
+        table.add_row("total", "", _money(d["min"]), _money(d["expected"]), _money(d["max"]))
+        out.print(table)
     return EXIT_OK
 
 
@@ -186,6 +223,17 @@ def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace, Cons
     p.add_argument("stack", metavar="STACK")
     p.add_argument("--json", action="store_true", help="machine-readable estimate (DESIGN.md shape)")
     p.add_argument("--usage", metavar="FILE", help="usage file: natGatewayGb, logsGb, bucketGb (per month)")
+    p.add_argument(
+        "--compare",
+        metavar="BASE",
+        help="difference against BASE: a saved `plan --json`/`cost --json` file or a git ref (run with its code)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("table", "markdown"),
+        default="table",
+        help="markdown: the --compare result as a pull-request comment",
+    )
     p.set_defaults(func=handlers["cost"])
     p = sub.add_parser("rightsize", help="cheapest node shapes that still fit the workloads' requests")
     p.add_argument("stack", metavar="STACK")
