@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from mlops_infra.config import GatewayRouteConfig
 from mlops_infra.k8s.cluster import ClusterHandle
+from mlops_infra.k8s.security import restricted_container_security, restricted_pod_security
 
 # Upstream image with database drivers and cloud SDKs (MLflow 3.16.1; the project's client is 3.17, and the
 # REST API is compatible across 3.x minors).
@@ -156,7 +157,7 @@ class Mlflow(pulumi.ComponentResource):
             k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-artifacts",
                 metadata={"name": "mlflow-artifacts", "namespace": ns, "labels": labels},
-                spec=_any(pvc_spec),
+                spec=pvc_spec,
                 opts=k8s_opts,
             )
             volumes.append({"name": "artifacts", "persistentVolumeClaim": {"claimName": "mlflow-artifacts"}})
@@ -167,131 +168,113 @@ class Mlflow(pulumi.ComponentResource):
             {"name": "HOME", "value": "/tmp"},
             *({"name": k, "value": v} for k, v in sorted(args.extra_env.items())),
         ]
-        container_security = {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        }
+        container_security = restricted_container_security()
         hosts = allowed_hosts(ns, args.route.hostname if args.route else None)
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": "mlflow", "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "replicas": args.replicas,
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}},
-                    # One ReadWriteOnce volume cannot be mounted by old and new pod on different nodes.
-                    "strategy": {"type": "Recreate"}
-                    if local_artifacts
-                    else {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "serviceAccountName": "mlflow",
-                            "automountServiceAccountToken": False,
-                            "enableServiceLinks": False,
-                            "securityContext": {
-                                "runAsNonRoot": True,
-                                "runAsUser": _UID,
-                                "runAsGroup": _UID,
-                                "fsGroup": _UID,
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
-                            "initContainers": [
-                                {
-                                    "name": "db-upgrade",
-                                    "image": args.image,
-                                    "command": ["python", "-c", _DB_UPGRADE],
-                                    "env": env,
-                                    "resources": {
-                                        "requests": {"cpu": "100m", "memory": "256Mi"},
-                                        "limits": {"memory": "1Gi"},
-                                    },
-                                    "securityContext": container_security,
-                                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                                }
-                            ],
-                            "containers": [
-                                {
-                                    "name": "mlflow",
-                                    "image": args.image,
-                                    "command": ["mlflow"],
-                                    "args": pulumi.Output.from_input(args.artifacts_destination).apply(
-                                        lambda dest: server_args(dest, args.workers, hosts)
-                                    ),
-                                    "ports": [{"name": "http", "containerPort": MLFLOW_PORT}],
-                                    "env": env,
-                                    "resources": {
-                                        "requests": {"cpu": "250m", "memory": "512Mi"},
-                                        "limits": {"memory": "2Gi"},
-                                    },
-                                    "startupProbe": {
-                                        "httpGet": {"path": "/health", "port": "http"},
-                                        "periodSeconds": 5,
-                                        "failureThreshold": 36,
-                                    },
-                                    "readinessProbe": {
-                                        "httpGet": {"path": "/health", "port": "http"},
-                                        "periodSeconds": 10,
-                                        "timeoutSeconds": 3,
-                                    },
-                                    "livenessProbe": {
-                                        "httpGet": {"path": "/health", "port": "http"},
-                                        "periodSeconds": 20,
-                                        "timeoutSeconds": 5,
-                                        "failureThreshold": 3,
-                                    },
-                                    "securityContext": container_security,
-                                    "volumeMounts": mounts,
-                                }
-                            ],
-                            "volumes": volumes,
-                        },
+            spec={
+                "replicas": args.replicas,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}},
+                # One ReadWriteOnce volume cannot be mounted by old and new pod on different nodes.
+                "strategy": {"type": "Recreate"}
+                if local_artifacts
+                else {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": "mlflow",
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": restricted_pod_security(_UID, _UID),
+                        "initContainers": [
+                            {
+                                "name": "db-upgrade",
+                                "image": args.image,
+                                "command": ["python", "-c", _DB_UPGRADE],
+                                "env": env,
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                                    "limits": {"memory": "1Gi"},
+                                },
+                                "securityContext": container_security,
+                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            }
+                        ],
+                        "containers": [
+                            {
+                                "name": "mlflow",
+                                "image": args.image,
+                                "command": ["mlflow"],
+                                "args": pulumi.Output.from_input(args.artifacts_destination).apply(
+                                    lambda dest: server_args(dest, args.workers, hosts)
+                                ),
+                                "ports": [{"name": "http", "containerPort": MLFLOW_PORT}],
+                                "env": env,
+                                "resources": {
+                                    "requests": {"cpu": "250m", "memory": "512Mi"},
+                                    "limits": {"memory": "2Gi"},
+                                },
+                                "startupProbe": {
+                                    "httpGet": {"path": "/health", "port": "http"},
+                                    "periodSeconds": 5,
+                                    "failureThreshold": 36,
+                                },
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/health", "port": "http"},
+                                    "periodSeconds": 10,
+                                    "timeoutSeconds": 3,
+                                },
+                                "livenessProbe": {
+                                    "httpGet": {"path": "/health", "port": "http"},
+                                    "periodSeconds": 20,
+                                    "timeoutSeconds": 5,
+                                    "failureThreshold": 3,
+                                },
+                                "securityContext": container_security,
+                                "volumeMounts": mounts,
+                            }
+                        ],
+                        "volumes": volumes,
                     },
-                }
-            ),
+                },
+            },
             opts=k8s_opts,
         )
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={"name": "mlflow", "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "type": "ClusterIP",
-                    "selector": {"app.kubernetes.io/name": "mlflow"},
-                    "ports": [{"name": "http", "port": MLFLOW_PORT, "targetPort": "http"}],
-                }
-            ),
+            spec={
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/name": "mlflow"},
+                "ports": [{"name": "http", "port": MLFLOW_PORT, "targetPort": "http"}],
+            },
             opts=k8s_opts,
         )
         if args.replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
                 metadata={"name": "mlflow", "namespace": ns, "labels": labels},
-                spec=_any(
-                    {"minAvailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}}
-                ),
+                spec={"minAvailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}}},
                 opts=k8s_opts,
             )
         sources = [*args.client_namespaces, ns] + ([args.route.gateway_namespace] if args.route else [])
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata={"name": "mlflow", "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {
-                            "from": [
-                                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": src}}}
-                                for src in dict.fromkeys(sources)
-                            ],
-                            "ports": [{"protocol": "TCP", "port": MLFLOW_PORT}],
-                        }
-                    ],
-                }
-            ),
+            spec={
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "mlflow"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": src}}}
+                            for src in dict.fromkeys(sources)
+                        ],
+                        "ports": [{"protocol": "TCP", "port": MLFLOW_PORT}],
+                    }
+                ],
+            },
             opts=k8s_opts,
         )
         if args.service_monitor:
@@ -333,8 +316,3 @@ class Mlflow(pulumi.ComponentResource):
             )
         self.tracking_uri = f"http://mlflow.{ns}.svc.cluster.local:{MLFLOW_PORT}"
         self.register_outputs({"tracking_uri": self.tracking_uri})
-
-
-def _any(value: dict[str, Any]) -> Any:
-    """Manifest-shaped (camelCase) dicts pass through the provider as-is; the render test validates them."""
-    return value

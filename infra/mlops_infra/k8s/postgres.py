@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlops_infra.k8s.cluster import ClusterHandle
+from mlops_infra.k8s.security import restricted_container_security, restricted_pod_security
 
 # Official image, Alpine variant: the "postgres" user is uid/gid 70. 17.x keeps the classic PGDATA layout.
 POSTGRES_IMAGE = "postgres:17.6-alpine"
@@ -42,13 +43,11 @@ class InClusterPostgres(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={"name": app, "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "type": "ClusterIP",
-                    "selector": {"app.kubernetes.io/name": app},
-                    "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres"}],
-                }
-            ),
+            spec={
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/name": app},
+                "ports": [{"name": "postgres", "port": POSTGRES_PORT, "targetPort": "postgres"}],
+            },
             opts=k8s_opts,
         )
         pvc_spec: dict[str, Any] = {
@@ -61,98 +60,77 @@ class InClusterPostgres(pulumi.ComponentResource):
         self.statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata={"name": app, "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "serviceName": app,
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
-                    "template": {
-                        "metadata": {"labels": labels},
-                        "spec": {
-                            "automountServiceAccountToken": False,
-                            "enableServiceLinks": False,
-                            "securityContext": {
-                                "runAsNonRoot": True,
-                                "runAsUser": 70,
-                                "runAsGroup": 70,
-                                "fsGroup": 70,
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
-                            "containers": [
-                                {
-                                    "name": "postgres",
-                                    "image": args.image,
-                                    "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT}],
-                                    "env": [
-                                        {"name": "POSTGRES_USER", "value": args.user},
-                                        {"name": "POSTGRES_DB", "value": args.database},
-                                        {
-                                            "name": "POSTGRES_PASSWORD",
-                                            "valueFrom": {
-                                                "secretKeyRef": {
-                                                    "name": args.password_secret,
-                                                    "key": args.password_key,
-                                                }
-                                            },
+            spec={
+                "serviceName": app,
+                "replicas": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": app}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": restricted_pod_security(70, 70),
+                        "containers": [
+                            {
+                                "name": "postgres",
+                                "image": args.image,
+                                "ports": [{"name": "postgres", "containerPort": POSTGRES_PORT}],
+                                "env": [
+                                    {"name": "POSTGRES_USER", "value": args.user},
+                                    {"name": "POSTGRES_DB", "value": args.database},
+                                    {
+                                        "name": "POSTGRES_PASSWORD",
+                                        "valueFrom": {
+                                            "secretKeyRef": {
+                                                "name": args.password_secret,
+                                                "key": args.password_key,
+                                            }
                                         },
-                                        # A subdirectory: the volume's root may hold lost+found.
-                                        {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-                                    ],
-                                    "resources": {
-                                        "requests": {"cpu": "100m", "memory": "256Mi"},
-                                        "limits": {"cpu": "1", "memory": "1Gi"},
                                     },
-                                    "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5},
-                                    "livenessProbe": {
-                                        "exec": {"command": ready},
-                                        "initialDelaySeconds": 30,
-                                        "periodSeconds": 10,
-                                        "failureThreshold": 6,
-                                    },
-                                    "securityContext": {
-                                        "allowPrivilegeEscalation": False,
-                                        "readOnlyRootFilesystem": True,
-                                        "capabilities": {"drop": ["ALL"]},
-                                    },
-                                    "volumeMounts": [
-                                        {"name": "data", "mountPath": "/var/lib/postgresql/data"},
-                                        {"name": "run", "mountPath": "/var/run/postgresql"},
-                                        {"name": "tmp", "mountPath": "/tmp"},
-                                    ],
-                                }
-                            ],
-                            "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
-                        },
+                                    # A subdirectory: the volume's root may hold lost+found.
+                                    {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+                                ],
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": "256Mi"},
+                                    "limits": {"cpu": "1", "memory": "1Gi"},
+                                },
+                                "readinessProbe": {"exec": {"command": ready}, "periodSeconds": 5},
+                                "livenessProbe": {
+                                    "exec": {"command": ready},
+                                    "initialDelaySeconds": 30,
+                                    "periodSeconds": 10,
+                                    "failureThreshold": 6,
+                                },
+                                "securityContext": restricted_container_security(),
+                                "volumeMounts": [
+                                    {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                                    {"name": "run", "mountPath": "/var/run/postgresql"},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                            }
+                        ],
+                        "volumes": [{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
                     },
-                    "volumeClaimTemplates": [
-                        {"metadata": {"name": "data", "labels": labels}, "spec": pvc_spec}
-                    ],
-                }
-            ),
+                },
+                "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels}, "spec": pvc_spec}],
+            },
             opts=k8s_opts,
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata={"name": app, "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": app}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {
-                            "from": [{"podSelector": {"matchLabels": args.client_labels}}],
-                            "ports": [{"protocol": "TCP", "port": POSTGRES_PORT}],
-                        }
-                    ],
-                }
-            ),
+            spec={
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": app}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [{"podSelector": {"matchLabels": args.client_labels}}],
+                        "ports": [{"protocol": "TCP", "port": POSTGRES_PORT}],
+                    }
+                ],
+            },
             opts=k8s_opts,
         )
         self.host = f"{app}.{ns}.svc.cluster.local"
         self.port = POSTGRES_PORT
         self.register_outputs({"host": self.host, "port": self.port})
-
-
-def _any(value: dict[str, Any]) -> Any:
-    """Manifest-shaped (camelCase) dicts pass through the provider as-is; the render test validates them."""
-    return value

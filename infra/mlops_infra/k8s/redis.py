@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from mlops_infra.k8s.cluster import ClusterHandle
+from mlops_infra.k8s.security import restricted_container_security, restricted_pod_security
 
 # Official image, Alpine variant: runs as uid 999 / gid 1000 ("redis"), no shell needed for our command.
 REDIS_IMAGE = "redis:7.4.5-alpine"
@@ -102,13 +103,11 @@ class InClusterRedis(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             f"{name}-service",
             metadata={"name": "redis", "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "type": "ClusterIP",
-                    "selector": {"app.kubernetes.io/name": "redis"},
-                    "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis"}],
-                }
-            ),
+            spec={
+                "type": "ClusterIP",
+                "selector": {"app.kubernetes.io/name": "redis"},
+                "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis"}],
+            },
             opts=k8s_opts,
         )
         limit = memory_limit_mb(args.max_memory_mb)
@@ -121,121 +120,101 @@ class InClusterRedis(pulumi.ComponentResource):
         self.statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata={"name": "redis", "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "serviceName": "redis",
-                    "replicas": 1,
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": "redis"}},
-                    "template": {
-                        "metadata": {
-                            "labels": labels,
-                            # Restart on config change; the checksum is of non-secret text only.
-                            "annotations": {"mlops.dev/config-hash": _digest(redis_conf(args.max_memory_mb))},
-                        },
-                        "spec": {
-                            "automountServiceAccountToken": False,
-                            "enableServiceLinks": False,
-                            "securityContext": {
-                                "runAsNonRoot": True,
-                                "runAsUser": _UID,
-                                "runAsGroup": _GID,
-                                "fsGroup": _GID,
-                                "seccompProfile": {"type": "RuntimeDefault"},
-                            },
-                            "containers": [
-                                {
-                                    "name": "redis",
-                                    "image": args.image,
-                                    "command": ["redis-server", "/etc/redis/redis.conf"],
-                                    "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
-                                    "env": [
-                                        {
-                                            "name": "REDISCLI_AUTH",
-                                            "valueFrom": {
-                                                "secretKeyRef": {"name": AUTH_SECRET, "key": AUTH_SECRET_KEY}
-                                            },
-                                        }
-                                    ],
-                                    "resources": {
-                                        "requests": {"cpu": "100m", "memory": f"{limit}Mi"},
-                                        "limits": {"cpu": "1", "memory": f"{limit}Mi"},
-                                    },
-                                    "readinessProbe": {
-                                        # redis-cli exits 0 on error replies (LOADING, NOAUTH): match the PONG.
-                                        "exec": {
-                                            "command": [
-                                                "sh",
-                                                "-c",
-                                                f"redis-cli -p {REDIS_PORT} ping | grep -q PONG",
-                                            ]
-                                        },
-                                        "periodSeconds": 5,
-                                        "timeoutSeconds": 2,
-                                    },
-                                    "livenessProbe": {
-                                        "tcpSocket": {"port": "redis"},
-                                        "initialDelaySeconds": 10,
-                                        "periodSeconds": 10,
-                                        "failureThreshold": 6,
-                                    },
-                                    "securityContext": {
-                                        "allowPrivilegeEscalation": False,
-                                        "readOnlyRootFilesystem": True,
-                                        "capabilities": {"drop": ["ALL"]},
-                                    },
-                                    "volumeMounts": [
-                                        {"name": "data", "mountPath": "/data"},
-                                        {
-                                            "name": "config",
-                                            "mountPath": "/etc/redis/redis.conf",
-                                            "subPath": "redis.conf",
-                                        },
-                                        {"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True},
-                                    ],
-                                }
-                            ],
-                            "volumes": [
-                                {"name": "config", "configMap": {"name": "redis-config"}},
-                                {
-                                    "name": "auth",
-                                    "secret": {
-                                        "secretName": AUTH_SECRET,
-                                        "items": [{"key": "auth.conf", "path": "auth.conf"}],
-                                        "defaultMode": 0o440,
-                                    },
-                                },
-                            ],
-                        },
+            spec={
+                "serviceName": "redis",
+                "replicas": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "redis"}},
+                "template": {
+                    "metadata": {
+                        "labels": labels,
+                        # Restart on config change; the checksum is of non-secret text only.
+                        "annotations": {"mlops.dev/config-hash": _digest(redis_conf(args.max_memory_mb))},
                     },
-                    "volumeClaimTemplates": [
-                        {"metadata": {"name": "data", "labels": labels}, "spec": pvc_spec}
-                    ],
-                }
-            ),
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": restricted_pod_security(_UID, _GID),
+                        "containers": [
+                            {
+                                "name": "redis",
+                                "image": args.image,
+                                "command": ["redis-server", "/etc/redis/redis.conf"],
+                                "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+                                "env": [
+                                    {
+                                        "name": "REDISCLI_AUTH",
+                                        "valueFrom": {
+                                            "secretKeyRef": {"name": AUTH_SECRET, "key": AUTH_SECRET_KEY}
+                                        },
+                                    }
+                                ],
+                                "resources": {
+                                    "requests": {"cpu": "100m", "memory": f"{limit}Mi"},
+                                    "limits": {"cpu": "1", "memory": f"{limit}Mi"},
+                                },
+                                "readinessProbe": {
+                                    # redis-cli exits 0 on error replies (LOADING, NOAUTH): match the PONG.
+                                    "exec": {
+                                        "command": [
+                                            "sh",
+                                            "-c",
+                                            f"redis-cli -p {REDIS_PORT} ping | grep -q PONG",
+                                        ]
+                                    },
+                                    "periodSeconds": 5,
+                                    "timeoutSeconds": 2,
+                                },
+                                "livenessProbe": {
+                                    "tcpSocket": {"port": "redis"},
+                                    "initialDelaySeconds": 10,
+                                    "periodSeconds": 10,
+                                    "failureThreshold": 6,
+                                },
+                                "securityContext": restricted_container_security(),
+                                "volumeMounts": [
+                                    {"name": "data", "mountPath": "/data"},
+                                    {
+                                        "name": "config",
+                                        "mountPath": "/etc/redis/redis.conf",
+                                        "subPath": "redis.conf",
+                                    },
+                                    {"name": "auth", "mountPath": "/etc/redis/auth", "readOnly": True},
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": "redis-config"}},
+                            {
+                                "name": "auth",
+                                "secret": {
+                                    "secretName": AUTH_SECRET,
+                                    "items": [{"key": "auth.conf", "path": "auth.conf"}],
+                                    "defaultMode": 0o440,
+                                },
+                            },
+                        ],
+                    },
+                },
+                "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels}, "spec": pvc_spec}],
+            },
             opts=args.cluster.opts(self, depends_on=[*args.depends_on, secret, config]),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
             metadata={"name": "redis", "namespace": ns, "labels": labels},
-            spec=_any(
-                {
-                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis"}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {
-                            "from": [
-                                {
-                                    "namespaceSelector": {
-                                        "matchLabels": {"kubernetes.io/metadata.name": client}
-                                    }
-                                }
-                                for client in (ns, *args.client_namespaces)
-                            ],
-                            "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
-                        }
-                    ],
-                }
-            ),
+            spec={
+                "podSelector": {"matchLabels": {"app.kubernetes.io/name": "redis"}},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": client}}}
+                            for client in (ns, *args.client_namespaces)
+                        ],
+                        "ports": [{"protocol": "TCP", "port": REDIS_PORT}],
+                    }
+                ],
+            },
             opts=k8s_opts,
         )
         self.host = f"redis.{ns}.svc.cluster.local"
@@ -284,8 +263,3 @@ class RedisClientConfig(pulumi.ComponentResource):
 
 def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _any(value: dict[str, Any]) -> Any:
-    """Manifest-shaped (camelCase) dicts pass through the provider as-is; the render test validates them."""
-    return value

@@ -18,6 +18,7 @@ import pulumi_random as random
 import yaml
 
 from mlops_infra.k8s.cluster import ClusterHandle
+from mlops_infra.k8s.security import restricted_container_security, restricted_pod_security
 
 RUN_AS_USER = 10001
 WEBHOOK_PORT = 8080
@@ -105,25 +106,6 @@ class RetrainingArgs:
             raise ValueError("invalid RetrainingArgs: " + "; ".join(problems))
 
 
-def _container_security() -> dict[str, Any]:
-    return {
-        "allowPrivilegeEscalation": False,
-        "readOnlyRootFilesystem": True,
-        "runAsNonRoot": True,
-        "capabilities": {"drop": ["ALL"]},
-    }
-
-
-def _pod_security() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS_USER,
-        "runAsGroup": RUN_AS_USER,
-        "fsGroup": RUN_AS_USER,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
 def _data_volume(
     args: RetrainingArgs, with_data: bool = True
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -151,7 +133,7 @@ def training_pod_spec(
         "serviceAccountName": TRAINING_SA,
         "automountServiceAccountToken": False,  # training needs no Kubernetes API access
         "restartPolicy": "Never",
-        "securityContext": _pod_security(),
+        "securityContext": restricted_pod_security(RUN_AS_USER),
         "containers": [
             {
                 "name": "retrain",
@@ -168,7 +150,7 @@ def training_pod_spec(
                     {"name": "HOME", "value": "/tmp"},
                 ],
                 "resources": resources,
-                "securityContext": _container_security(),
+                "securityContext": restricted_container_security(),
                 "volumeMounts": mounts,
             }
         ],
@@ -231,13 +213,13 @@ def trigger_pod_spec(
         **container,
         "image": args.image,
         "env": env + container.get("env", []),
-        "securityContext": _container_security(),
+        "securityContext": restricted_container_security(),
         "volumeMounts": mounts + container.get("volumeMounts", []),
     }
     return {
         "serviceAccountName": TRIGGER_SA,
         "automountServiceAccountToken": True,  # creates Jobs through the API (Role: jobs create/get/list/watch)
-        "securityContext": _pod_security(),
+        "securityContext": restricted_pod_security(RUN_AS_USER),
         "containers": [main],
         "volumes": volumes,
     }

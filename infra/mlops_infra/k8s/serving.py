@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlops_infra.k8s.cluster import ClusterHandle
+from mlops_infra.k8s.security import restricted_container_security, restricted_pod_security
 
 PORT = 8080
 RUN_AS_USER = 10001
@@ -98,13 +99,7 @@ def pod_template(args: ModelServingArgs, labels: dict[str, str]) -> dict[str, An
     spec: dict[str, Any] = {
         "serviceAccountName": f"{args.model}-server",
         "automountServiceAccountToken": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_pod_security(RUN_AS_USER),
         "terminationGracePeriodSeconds": 30,
         "topologySpreadConstraints": [
             {
@@ -133,12 +128,7 @@ def pod_template(args: ModelServingArgs, labels: dict[str, str]) -> dict[str, An
                     "failureThreshold": 3,
                 },
                 "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
-                "securityContext": {
-                    "allowPrivilegeEscalation": False,
-                    "readOnlyRootFilesystem": True,
-                    "runAsNonRoot": True,
-                    "capabilities": {"drop": ["ALL"]},
-                },
+                "securityContext": restricted_container_security(),
                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
             }
         ],
