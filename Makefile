@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit checkov bench bench-plan bench-serving bench-drift
+.PHONY: setup tools plan up test lint typecheck unit checkov pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -30,6 +30,30 @@ plan: setup
 
 up: setup
 	pulumi up --stack $(STACK)
+
+# CI's deploy path (.github/workflows): a pinned, checksum-verified Pulumi CLI, non-interactive runs.
+PULUMI_VERSION := 3.272.0
+PULUMI := $(TOOLS)/pulumi/bin/pulumi
+
+$(PULUMI):
+	mkdir -p $(TOOLS)/pulumi/bin
+	curl -fsSL https://get.pulumi.com/releases/sdk/pulumi-v$(PULUMI_VERSION)-linux-x64.tar.gz -o $(TOOLS)/pulumi.tgz
+	curl -fsSL https://github.com/pulumi/pulumi/releases/download/v$(PULUMI_VERSION)/pulumi-$(PULUMI_VERSION)-checksums.txt -o $(TOOLS)/pulumi.sums
+	cd $(TOOLS) && grep " pulumi-v$(PULUMI_VERSION)-linux-x64.tar.gz$$" pulumi.sums | awk '{print $$1"  pulumi.tgz"}' | sha256sum -c -
+	tar -xzf $(TOOLS)/pulumi.tgz -C $(TOOLS)/pulumi/bin --strip-components=1
+
+pulumi-cli: $(PULUMI)
+
+preview: setup $(PULUMI)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PULUMI) preview --stack $(STACK) --policy-pack policies --diff --non-interactive
+
+deploy: setup $(PULUMI)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PULUMI) up --stack $(STACK) --policy-pack policies --yes --non-interactive
+
+smoke: setup $(PULUMI)
+	aws eks update-kubeconfig --name "$$($(PULUMI) stack output clusterName --stack $(STACK))" --kubeconfig $(TOOLS)/kubeconfig-$(STACK)
+	KUBECONFIG=$(TOOLS)/kubeconfig-$(STACK) kubectl wait --for=condition=Ready nodes --all --timeout=300s
+	KUBECONFIG=$(TOOLS)/kubeconfig-$(STACK) kubectl -n serving wait --for=condition=Ready pod -l app.kubernetes.io/name=model-server --timeout=600s
 
 lint: setup
 	$(BIN)/ruff check infra tests policies workloads monitoring examples
