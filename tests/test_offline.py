@@ -86,3 +86,12 @@ def test_secrets_are_masked_and_protect_is_recorded() -> None:
     assert secret.protect is True and plan.named("pw").protect is False
     assert secret.provider == plan.named("p").urn
     assert plan.outputs == {"password": SECRET, "secretName": "s"}
+
+
+def test_human_plan_shows_cost_and_policy_findings() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mlops_infra.cli", "plan", "dev"], capture_output=True, text=True, check=True
+    ).stdout
+    expected = _cli_json("plan", "dev", "--json")["cost"]["monthly"]["expected"]
+    assert f"expected {expected:,.2f}" in out
+    assert "policy findings: 0" in out

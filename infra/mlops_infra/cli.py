@@ -78,6 +78,17 @@ def cmd_plan(args: argparse.Namespace, out: Console) -> int:
     out.print(table)
     counts = Counter(r.type.split(":")[0] for r in plan.resources if r.custom)
     out.print("by provider: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    summary = plan_document(plan)
+    monthly, budget = summary["cost"]["monthly"], summary["cost"]["budget"]
+    out.print(
+        f"monthly cost (USD): min {monthly['min']:,.2f}, expected {monthly['expected']:,.2f}, "
+        f"max {monthly['max']:,.2f}"
+        + (f"; budget {budget['monthlyUsd']:,.2f} on {budget['basis']}" if budget else "")
+    )
+    findings = summary["violations"]
+    out.print(f"policy findings: {len(findings)}" + (":" if findings else ""))
+    for v in findings:
+        out.print(f"  [{v['enforcement']}] {v['policy']}: {v['message']}", markup=False, highlight=False)
     return EXIT_OK
 
 
