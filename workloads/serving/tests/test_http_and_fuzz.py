@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+# Local runs explore new inputs each time; CI replays a fixed sequence so a landing never depends on luck.
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=bool(os.environ.get("CI")),
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
@@ -132,7 +139,8 @@ def test_fuzz_feature_values(forest_server, kit, data):
     )
     _check(resp)
     valid = set(features) == set(kit.FEATURES) and all(
-        type(v) in (int, float) and math.isfinite(v) and abs(v) <= 2**53 for v in features.values()
+        (type(v) is float and math.isfinite(v)) or (type(v) is int and abs(v) <= 2**53)
+        for v in features.values()
     )
     assert (resp.status_code == 200) == valid, resp.text
     if resp.status_code == 200:
