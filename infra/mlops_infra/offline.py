@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 from pulumi.runtime.settings import SETTINGS, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from mlops_infra.config import PROJECT, StackConfig, load_stack, raw_from_stack_file, stack_name
+from mlops_infra.config import PROJECT, StackConfig, load_stack, stack_name
 
 ACCOUNT_ID = "123456789012"
 SECRET = "[secret]"
@@ -342,8 +343,14 @@ def resolve_stack_file(stack: str, stacks_dir: Path = Path("stacks")) -> Path:
     return stacks_dir / f"Pulumi.{stack}.yaml"
 
 
-def _secret_config_keys(config: Mapping[str, Any]) -> list[str]:
-    return [k for k, v in config.items() if isinstance(v, Mapping) and "secure" in v]
+def _engine_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
+    """The stack file's config as the engine hands it to the program: every value a string (structured
+    values as JSON), plus the keys that hold `secure:` values."""
+    doc = yaml.safe_load(stack_file.read_text()) or {}
+    entries = doc.get("config") or {}
+    config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in entries.items()}
+    secret_keys = [k for k, v in entries.items() if isinstance(v, Mapping) and "secure" in v]
+    return config, secret_keys
 
 
 def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None = None) -> Plan:
@@ -353,7 +360,6 @@ def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None =
     """
     config = load_stack(stack_file)
     name = stack_name(stack_file)
-    raw_doc, _ = raw_from_stack_file(stack_file)
     if program is None:
         from mlops_infra.platform import program as platform_program
 
@@ -363,10 +369,8 @@ def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None =
     monitor = RecordingMonitor(mocks)
     set_root_resource(None)  # type: ignore[arg-type]
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(
-        {f"{PROJECT}:{k}": json.dumps(v) for k, v in raw_doc.items()} | _foreign_config(stack_file),
-        secret_keys=_secret_config_keys(raw_doc),
-    )
+    engine_config, secret_keys = _engine_config(stack_file)
+    pulumi.runtime.set_all_config(engine_config, secret_keys=secret_keys)
     exported: dict[str, Any] = {}
 
     def run() -> Any:
@@ -386,18 +390,6 @@ def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None =
     # Registrations arrive from a thread pool in varying order; sort so the same stack gives the same plan.
     resources = sorted(monitor.recorded, key=lambda r: r.urn)
     return Plan(stack=name, config=config, resources=resources, outputs=dict(sorted(exported.items())))
-
-
-def _foreign_config(stack_file: Path) -> dict[str, str]:
-    """Provider config (`aws:region`, ...) as the engine passes it: plain strings."""
-    import yaml
-
-    doc = yaml.safe_load(stack_file.read_text()) or {}
-    return {
-        k: v if isinstance(v, str) else json.dumps(v)
-        for k, v in (doc.get("config") or {}).items()
-        if not k.startswith(PROJECT + ":")
-    }
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
