@@ -12,9 +12,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mlops_infra.accelerators import kube_state_metrics_resource_regex
+
 DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
-ACCEL_RESOURCES = "nvidia_com_gpu|aws_amazon_com_neuron|google_com_tpu"
+ACCEL_RESOURCES = kube_state_metrics_resource_regex()
 
 
 def datasource_var() -> dict[str, Any]:

@@ -191,3 +191,18 @@ def test_cli_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) 
         [sys.executable, "-m", "mlops_infra.cli", "plan", "nosuchstack"], capture_output=True, text=True
     )
     assert missing.returncode == 2 and "stack 'nosuchstack' not found" in missing.stderr
+
+
+@pytest.mark.parametrize("workload", ["serving", "retraining"])
+def test_gpu_workloads_need_a_gpu_group(tmp_path: Path, workload: str) -> None:
+    cpu_only = [BASE["mlops-platform:nodeGroups"][0]]
+    body = {"model": "fraud", "gpu": True} if workload == "serving" else {"gpu": True}
+    line = only(
+        problems_for(
+            tmp_path,
+            **{"mlops-platform__nodeGroups": cpu_only, "mlops-platform__workloads": {workload: body}},
+        )
+    )
+    assert line.endswith(
+        f"mlops-platform:workloads.{workload}.gpu: got true: needs a node group with role: gpu"
+    )

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from mlops_infra.accelerators import AWS_GPU_MODEL_LABEL
 from mlops_infra.cost import catalog
 
 PROJECT = "mlops-platform"
@@ -685,15 +686,12 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
         add("nodeGroups", [g.name for g in config.node_groups], "a cluster needs one group with role: system")
 
     serving = config.workloads.serving
-    if serving is not None:
-        if (
-            serving.max_replicas is not None
-            and serving.replicas is not None
-            and (serving.max_replicas < serving.replicas)
-        ):
-            add("workloads.serving.maxReplicas", serving.max_replicas, "must be >= replicas")
-        if serving.gpu and not any(g.role == "gpu" for g in config.node_groups) and config.cloud != "local":
-            add("workloads.serving.gpu", True, "needs a node group with role: gpu")
+    if serving is not None and (serving.max_replicas or 0) < (serving.replicas or 0) and serving.max_replicas:
+        add("workloads.serving.maxReplicas", serving.max_replicas, "must be >= replicas")
+    has_gpu_group = any(g.role == "gpu" for g in config.node_groups) or config.cloud == "local"
+    for key, workload in (("serving", serving), ("retraining", config.workloads.retraining)):
+        if workload is not None and workload.gpu and not has_gpu_group:
+            add(f"workloads.{key}.gpu", True, "needs a node group with role: gpu")
     if config.cloud == "local":
         for key, mode in (
             ("services.redis.mode", config.services.redis.mode),
@@ -944,7 +942,7 @@ def _aws_problems(config: StackConfig, file: str) -> list[Problem]:
             add(
                 f"nodeGroups[{i}].instanceTypes",
                 group.instance_types,
-                f"mixes accelerators ({', '.join(models)}); the k8s.amazonaws.com/accelerator label would be "
+                f"mixes accelerators ({', '.join(models)}); the {AWS_GPU_MODEL_LABEL} label would be "
                 "wrong on some nodes: use one group per accelerator model",
             )
     return problems

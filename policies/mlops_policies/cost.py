@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_infra import accelerators
 from mlops_infra.cost import catalog
 from mlops_infra.cost.estimator import Schedule, estimate
 from mlops_policies.model import (
@@ -23,13 +24,6 @@ from mlops_policies.model import (
 from mlops_policies.security import EKS_NODE_GROUP, GKE_NODE_POOL, matches_any
 
 StackFindings = Iterator[tuple[str | None, str]]
-ACCELERATOR_RESOURCES: dict[str, str] = {
-    "nvidia.com/gpu": "gpu",
-    "aws.amazon.com/neuron": "neuron",
-    "aws.amazon.com/neurondevice": "neuron",
-    "aws.amazon.com/neuroncore": "neuron",
-    "google.com/tpu": "tpu",
-}
 
 
 @dataclass(frozen=True)
@@ -229,15 +223,10 @@ def pod_requests(spec: Mapping[str, Any]) -> dict[str, float]:
 
 def accelerator_request(spec: Mapping[str, Any]) -> tuple[str, str, float] | None:
     for key, value in pod_requests(spec).items():
-        if key in ACCELERATOR_RESOURCES and value > 0:
-            return key, ACCELERATOR_RESOURCES[key], value
+        kind = accelerators.kind_of_resource(key)
+        if kind is not None and value > 0:
+            return key, kind, value
     return None
-
-
-def _device_count(itype: catalog.InstanceType, resource_name: str) -> int:
-    if resource_name == "aws.amazon.com/neuroncore":
-        return itype.neuron_cores
-    return itype.accelerator_count
 
 
 def gpu_request_fits_node(resources: Sequence[Resource], config: Mapping[str, Any]) -> StackFindings:
@@ -267,15 +256,17 @@ def gpu_request_fits_node(resources: Sequence[Resource], config: Mapping[str, An
         fits = [
             i
             for i in shapes
-            if _device_count(i, resource_name) >= count and i.vcpu >= cpu and i.memory_gib >= mem
+            if accelerators.devices_per_node(i.name, resource_name) >= count
+            and i.vcpu >= cpu
+            and i.memory_gib >= mem
         ]
         if not fits:
-            biggest = max(shapes, key=lambda i: _device_count(i, resource_name))
+            biggest = max(shapes, key=lambda i: accelerators.devices_per_node(i.name, resource_name))
             yield (
                 r.urn,
                 (
                     f"{display(r)}: requests {count:g} {resource_name}, {cpu:g} CPU, {mem:.1f} GiB but the largest "
-                    f"{kind} node ({biggest.name}) has {_device_count(biggest, resource_name)}, {biggest.vcpu} vCPU, "
+                    f"{kind} node ({biggest.name}) has {accelerators.devices_per_node(biggest.name, resource_name)}, {biggest.vcpu} vCPU, "
                     f"{biggest.memory_gib:g} GiB; the pod would stay Pending - lower the request or add a larger type"
                 ),
             )

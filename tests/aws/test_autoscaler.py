@@ -84,7 +84,7 @@ def test_runs_on_system_nodes_non_root_with_a_pdb(stack_plan):
     assert values["tolerations"] == [
         {"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}
     ]
-    assert values["nodeSelector"] == {"node-role/system": "true"}
+    assert values["nodeSelector"] == {"mlops.platform/role": "system"}
     assert values["securityContext"]["runAsNonRoot"] is True and values["securityContext"]["runAsUser"] > 0
     assert values["containerSecurityContext"]["allowPrivilegeEscalation"] is False
     assert values["containerSecurityContext"]["capabilities"] == {"drop": ["ALL"]}

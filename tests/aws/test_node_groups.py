@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aws_plan_helpers import asg_tags, children, component_of, node_groups
 
-from mlops_infra.aws.node_groups import autoscaler_node_template_tags, min_accelerators
+from mlops_infra.aws.node_groups import autoscaler_node_template_tags
 from mlops_infra.config import NodeGroupConfig, Taint
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
@@ -33,7 +33,8 @@ def test_each_group_has_its_kind_ami_and_taint(stack_plan, stack):
             assert taints == []
         else:
             assert {"key": taint_key, "value": "true", "effect": "NO_SCHEDULE"} in taints
-        assert ng.inputs["labels"][f"node-role/{config.role}"] == "true"
+        assert ng.inputs["labels"]["mlops.platform/role"] == config.role
+        assert ng.inputs["labels"]["mlops.platform/node-group"] == config.name
         assert ng.inputs["capacityType"] == ("SPOT" if config.capacity == "spot" else "ON_DEMAND")
         assert ng.inputs["instanceTypes"] == config.instance_types
         assert ng.inputs["version"] == plan.config.cluster.version
@@ -45,7 +46,10 @@ def test_gpu_and_neuron_labels(stack_plan):
     assert groups["gpu-l4"].inputs["labels"]["k8s.amazonaws.com/accelerator"] == "nvidia-l4"
     assert groups["gpu-a10g"].inputs["labels"]["nvidia.com/gpu.present"] == "true"
     assert groups["inf2"].inputs["labels"]["aws.amazon.com/neuron.present"] == "true"
-    assert groups["system"].inputs["labels"] == {"node-role/system": "true", "mlops/node-group": "system"}
+    assert groups["system"].inputs["labels"] == {
+        "mlops.platform/role": "system",
+        "mlops.platform/node-group": "system",
+    }
 
 
 @pytest.mark.parametrize("stack", ["dev", "test"])
@@ -193,4 +197,3 @@ def test_template_tags_unit():
     assert tags[f"{TEMPLATE}/resources/nvidia.com/gpu"] == "4"
     assert tags[f"{TEMPLATE}/resources/ephemeral-storage"] == "180Gi"
     assert tags[f"{TEMPLATE}/label/eks.amazonaws.com/capacityType"] == "ON_DEMAND"
-    assert min_accelerators(group) == (4, 0)

@@ -8,17 +8,14 @@ from typing import Any
 
 import pytest
 
+from mlops_infra.accelerators import GKE_GPU_LABEL as GPU_ACCELERATOR_LABEL
+from mlops_infra.accelerators import GKE_TPU_LABEL as TPU_ACCELERATOR_LABEL
+from mlops_infra.accelerators import GKE_TPU_TOPOLOGY_LABEL as TPU_TOPOLOGY_LABEL
 from mlops_infra.config import ConfigError
 from mlops_infra.cost import catalog
 from mlops_infra.gcp.cluster import NODE_SA_ROLES
 from mlops_infra.gcp.labels import account_id
-from mlops_infra.gcp.node_pools import (
-    GPU_ACCELERATOR_LABEL,
-    TPU_ACCELERATOR_LABEL,
-    TPU_TOPOLOGY_LABEL,
-    gke_added_labels,
-    tpu_workload_placement,
-)
+from mlops_infra.gcp.node_pools import gke_added_labels, tpu_workload_placement
 from mlops_infra.offline import Plan, RecordedResource
 
 STACK = "prod-gcp"

@@ -4,6 +4,7 @@ monitoring on the path Alertmanager posts to, and every object valid against the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -28,11 +29,11 @@ TRACKING = "http://mlflow.mlflow.svc:5000"
 PUSHGATEWAY = "http://pushgateway.monitoring.svc:9091"
 
 
-def _plan(**overrides: Any) -> Plan:
+def _plan(cloud: str = "local", **overrides: Any) -> Plan:
     def program() -> dict[str, Any]:
         cluster = LocalCluster("c", LocalClusterArgs())
         args = RetrainingArgs(
-            cluster=cluster.handle,
+            cluster=dataclasses.replace(cluster.handle, cloud=cloud),
             model="fraud",
             image=IMAGE,
             tracking_uri=TRACKING,
@@ -58,7 +59,7 @@ def plan() -> Plan:
 
 @pytest.fixture(scope="module")
 def gpu_plan() -> Plan:
-    return _plan(gpu=True, gpus=2)
+    return _plan("aws", gpu=True, gpus=2)
 
 
 def _objects(plan: Plan, kind: str) -> list[dict[str, Any]]:
@@ -215,7 +216,10 @@ def test_gpu_variant_tolerates_selects_and_requests(gpu_plan: Plan) -> None:
     training_pods.append(_cron(gpu_plan, "fraud-retrain")["spec"]["jobTemplate"]["spec"]["template"]["spec"])
     for pod in training_pods:
         assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-        assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms["nodeSelectorTerms"] == [
+            {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}
+        ]
         assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
     # Triggers and the webhook are small: they stay off the GPU nodes.
     for name in ("fraud-drift", "fraud-volume"):

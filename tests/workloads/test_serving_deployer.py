@@ -3,6 +3,7 @@ restricted pods and the GPU variant, checked on the offline plan and against the
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,11 @@ from test_render import validate_object
 IMAGE = "registry.example/serving@sha256:" + "a" * 64
 
 
-def _plan(**overrides: Any) -> Plan:
+def _plan(cloud: str = "local", **overrides: Any) -> Plan:
     def program() -> dict[str, Any]:
         cluster = LocalCluster("c", LocalClusterArgs())
         args = ModelServingArgs(
-            cluster=cluster.handle,
+            cluster=dataclasses.replace(cluster.handle, cloud=cloud),
             model="fraud",
             image=IMAGE,
             tracking_uri="http://mlflow.mlflow.svc:5000",
@@ -116,10 +117,25 @@ def test_service_monitor_relabels_the_rollout_hash(cpu_plan: Plan) -> None:
     } in endpoint["relabelings"]
 
 
-def test_gpu_variant_tolerates_selects_and_requests() -> None:
-    pod = _kind(_plan(gpus=1), "Rollout")["spec"]["template"]["spec"]
+@pytest.mark.parametrize(
+    ("cloud", "node_label"),
+    [
+        ("aws", {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}),
+        # GKE labels its GPU nodes itself; the AWS-only `nvidia.com/gpu.present` label never exists there.
+        ("gcp", {"key": "cloud.google.com/gke-accelerator", "operator": "Exists"}),
+        # A local cluster's GPU operator (GPU feature discovery) sets the same label the AWS groups set.
+        ("local", {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}),
+    ],
+)
+def test_gpu_variant_tolerates_selects_and_requests(cloud: str, node_label: dict[str, Any]) -> None:
+    pod = _kind(_plan(cloud, gpus=1), "Rollout")["spec"]["template"]["spec"]
+    # Tolerated by key (operator Exists), whatever value each cloud's taint carries.
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"
+    ]
+    assert terms == [{"matchExpressions": [node_label]}]
+    assert "nodeSelector" not in pod
     assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 

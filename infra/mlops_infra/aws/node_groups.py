@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import pulumi
 import pulumi_aws as aws
 
+from mlops_infra import accelerators
 from mlops_infra.config import NodeGroupConfig, Taint
 from mlops_infra.cost import catalog
 
@@ -54,18 +55,6 @@ def instance_types(group: NodeGroupConfig) -> list[catalog.InstanceType]:
     return [catalog.instance(t) for t in group.instance_types]
 
 
-def min_accelerators(group: NodeGroupConfig) -> tuple[int, int]:
-    """(devices, neuron cores) per node that EVERY instance type of the group has.
-
-    With several instance types the autoscaler builds one template node for the whole group. If that
-    template promised the largest type's GPUs, a pod asking for 4 GPUs would trigger a g5.xlarge (1 GPU)
-    that cannot run it, and the pod would stay pending while nodes come and go. The minimum never
-    over-promises; a group that should serve 4-GPU pods lists only 4-GPU types.
-    """
-    types = instance_types(group)
-    return min(t.accelerator_count for t in types), min(t.neuron_cores for t in types)
-
-
 def _dedupe_taints(taints: list[Taint]) -> list[Taint]:
     seen: dict[tuple[str, str], Taint] = {}
     for taint in taints:
@@ -83,6 +72,10 @@ def autoscaler_node_template_tags(
     eks:DescribeNodegroup, but extended resources (GPUs on some instance types, Neuron devices and cores,
     ephemeral storage) only from these tags, and tags also cover older autoscalers. ASG tags win over
     DescribeNodegroup values.
+
+    Device counts are the minimum over the group's instance types: the autoscaler builds one template node
+    for the whole group, and a template promising the largest type's GPUs would let a 4-GPU pod trigger a
+    1-GPU node that cannot run it. A group that should serve 4-GPU pods lists only 4-GPU types.
     """
     tags: dict[str, str] = {
         f"{CA_PREFIX}/enabled": "true",
@@ -97,13 +90,10 @@ def autoscaler_node_template_tags(
         tags[f"{TEMPLATE}/label/{key}"] = value
     for taint in taints:
         tags[f"{TEMPLATE}/taint/{taint.key}"] = f"{taint.value}:{taint.effect}"
-    devices, cores = min_accelerators(group)
-    if group.role == "gpu":
-        tags[f"{TEMPLATE}/resources/nvidia.com/gpu"] = str(devices)
-    elif group.role == "neuron":
-        tags[f"{TEMPLATE}/resources/aws.amazon.com/neuron"] = str(devices)
-        tags[f"{TEMPLATE}/resources/aws.amazon.com/neurondevice"] = str(devices)
-        tags[f"{TEMPLATE}/resources/aws.amazon.com/neuroncore"] = str(cores)
+    if group.role in accelerators.KINDS:
+        for resource in accelerators.accelerator(group.role, "aws").advertised:
+            count = min(accelerators.devices_per_node(t, resource) for t in group.instance_types)
+            tags[f"{TEMPLATE}/resources/{resource}"] = str(count)
     storage = int(group.disk_size_gb * EPHEMERAL_STORAGE_FRACTION)
     tags[f"{TEMPLATE}/resources/ephemeral-storage"] = f"{storage}Gi"
     return tags
@@ -184,14 +174,25 @@ class ManagedNodeGroup(pulumi.ComponentResource):
     # ---- what differs per kind
 
     def default_labels(self, group: NodeGroupConfig) -> dict[str, str]:
-        return {f"node-role/{group.role}": "true", "mlops/node-group": group.name}
+        labels = accelerators.group_labels(group.name, group.role)
+        if group.role in accelerators.KINDS:
+            labels |= accelerators.accelerator(group.role, "aws").platform_node_labels()
+        return labels
 
     def default_taints(self, group: NodeGroupConfig) -> list[Taint]:
-        return []
+        if group.role not in accelerators.KINDS:
+            return []
+        taint = accelerators.accelerator(group.role, "aws").taint
+        return [Taint(key=taint.key, value=taint.value, effect=taint.effect)]  # type: ignore[arg-type]
 
     def ami_type(self, group: NodeGroupConfig) -> str:
-        arm = instance_types(group)[0].arch == "arm64"
-        return "AL2023_ARM_64_STANDARD" if arm else "AL2023_x86_64_STANDARD"
+        arch = instance_types(group)[0].arch
+        if group.role in accelerators.KINDS:
+            amis = accelerators.accelerator(group.role, "aws").ami_types
+            if arch not in amis:
+                raise ValueError(f"node group {group.name!r}: no EKS {group.role} AMI for {arch}")
+            return amis[arch]
+        return "AL2023_ARM_64_STANDARD" if arch == "arm64" else "AL2023_x86_64_STANDARD"
 
     def update_config(self, group: NodeGroupConfig) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=33)
@@ -310,20 +311,11 @@ class GpuNodeGroup(ManagedNodeGroup):
     ROLE = "gpu"
 
     def default_labels(self, group: NodeGroupConfig) -> dict[str, str]:
-        accelerators = {t.accelerator for t in instance_types(group)}
-        labels = super().default_labels(group) | {"nvidia.com/gpu.present": "true"}
-        if len(accelerators) == 1:
-            # cluster-autoscaler's GPU label on AWS: marks the node as GPU while the device plugin starts,
-            # so the autoscaler does not add more nodes for the same pending pod.
-            labels["k8s.amazonaws.com/accelerator"] = str(accelerators.pop())
+        labels = super().default_labels(group)
+        models = [accelerators.cloud_node_labels("aws", t) for t in group.instance_types]
+        if all(m == models[0] for m in models):  # one GPU model: the autoscaler's model label is true
+            labels |= models[0]
         return labels
-
-    def default_taints(self, group: NodeGroupConfig) -> list[Taint]:
-        return [Taint(key="nvidia.com/gpu", value="true", effect="NoSchedule")]
-
-    def ami_type(self, group: NodeGroupConfig) -> str:
-        arm = instance_types(group)[0].arch == "arm64"
-        return "AL2023_ARM_64_NVIDIA" if arm else "AL2023_x86_64_NVIDIA"
 
     def update_config(self, group: NodeGroupConfig) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)  # GPUs are scarce: replace one at a time
@@ -334,15 +326,6 @@ class NeuronNodeGroup(ManagedNodeGroup):
 
     TYPE = "mlops:aws:NeuronNodeGroup"
     ROLE = "neuron"
-
-    def default_labels(self, group: NodeGroupConfig) -> dict[str, str]:
-        return super().default_labels(group) | {"aws.amazon.com/neuron.present": "true"}
-
-    def default_taints(self, group: NodeGroupConfig) -> list[Taint]:
-        return [Taint(key="aws.amazon.com/neuron", value="true", effect="NoSchedule")]
-
-    def ami_type(self, group: NodeGroupConfig) -> str:
-        return "AL2023_x86_64_NEURON"
 
     def update_config(self, group: NodeGroupConfig) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from mlops_infra import accelerators
 from mlops_infra.config import NodeGroupConfig
 from mlops_infra.cost import catalog
 from mlops_infra.cost.estimator import HOURS_PER_MONTH
@@ -39,12 +40,6 @@ MIB = 2.0**20
 EVICTION_MIB = 100.0
 VPA_MARGIN = 1.15
 KUBECOST_TARGET_UTILIZATION = 0.7
-DEVICE_RESOURCES = {"gpu": "nvidia.com/gpu", "neuron": "aws.amazon.com/neuron", "tpu": "google.com/tpu"}
-ALL_DEVICE_RESOURCES = {
-    **{v: k for k, v in DEVICE_RESOURCES.items()},
-    "aws.amazon.com/neuroncore": "neuron",
-    "aws.amazon.com/neurondevice": "neuron",
-}
 WORKLOAD_PATHS: dict[str, tuple[str, ...]] = {
     "Deployment": ("spec", "template", "spec"),
     "Rollout": ("spec", "template", "spec"),
@@ -119,9 +114,7 @@ class Allocatable:
 
 def allocatable(itype: catalog.InstanceType, kind: str, device_resource: str) -> Allocatable:
     overhead = [*DAEMONSETS.get(itype.cloud, []), *DAEMONSETS.get(kind, [])]
-    devices = (
-        itype.neuron_cores if device_resource == "aws.amazon.com/neuroncore" else itype.accelerator_count
-    )
+    devices = accelerators.devices_per_node(itype.name, device_resource)
     return Allocatable(
         cpu=itype.vcpu - reserved_cpu(itype.vcpu) - sum(d[1] for d in overhead),
         memory_mib=itype.memory_gib * 1024 - reserved_memory_mib(itype) - sum(d[2] for d in overhead),
@@ -151,7 +144,7 @@ class Workload:
 
     @property
     def accelerator_kind(self) -> str | None:
-        return ALL_DEVICE_RESOURCES.get(self.device_resource or "")
+        return accelerators.kind_of_resource(self.device_resource or "")
 
     @property
     def steady(self) -> bool:
@@ -203,7 +196,7 @@ def _pod_shape(spec: Mapping[str, Any]) -> tuple[PodShape, str | None]:
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         cpu += parse_quantity(merged.get("cpu", 0)) or 0.0
         mem += (parse_quantity(merged.get("memory", 0)) or 0.0) / MIB
-        for name in ALL_DEVICE_RESOURCES:
+        for name in accelerators.DEVICE_RESOURCES:
             if name in merged:
                 devices += parse_quantity(merged[name]) or 0.0
                 device_resource = name
@@ -370,19 +363,19 @@ class Report:
         }
 
 
-def _group_labels(group: NodeGroupConfig) -> dict[str, str]:
-    labels = {"mlops/node-group": group.name, f"node-role/{group.role}": "true", **group.labels}
-    if group.role == "gpu":
-        labels["nvidia.com/gpu.present"] = "true"
-    if group.role == "neuron":
-        labels["aws.amazon.com/neuron.present"] = "true"
+def _group_labels(group: NodeGroupConfig, cloud: str) -> dict[str, str]:
+    """The labels a node of the group carries: the platform's, the group's own and the cloud's."""
+    labels = {**accelerators.group_labels(group.name, group.role), **group.labels}
+    if group.role in accelerators.KINDS:
+        labels |= accelerators.accelerator(group.role, cloud).platform_node_labels()
+        labels |= accelerators.cloud_node_labels(cloud, group.instance_types[0], group.tpu_topology)
     return labels
 
 
-def _targets(workload: Workload, groups: list[NodeGroupConfig]) -> NodeGroupConfig | None:
+def _targets(workload: Workload, groups: list[NodeGroupConfig], cloud: str) -> NodeGroupConfig | None:
     same_kind = [g for g in groups if g.role == workload.accelerator_kind]
     for g in same_kind:
-        labels = _group_labels(g)
+        labels = _group_labels(g, cloud)
         if workload.node_selector and all(labels.get(k) == v for k, v in workload.node_selector.items()):
             return g
     return same_kind[0] if same_kind else None
@@ -407,7 +400,9 @@ def _candidates(current: catalog.InstanceType) -> list[catalog.InstanceType]:
     ]
 
 
-def advise_group(group: NodeGroupConfig, assigned: list[Workload], environment: str) -> GroupAdvice:
+def advise_group(
+    group: NodeGroupConfig, assigned: list[Workload], environment: str, cloud: str
+) -> GroupAdvice:
     kind = group.role
     spot = group.capacity == "spot"
     advice = GroupAdvice(group.name, kind, group.capacity, [w.key for w in assigned], None, None, 0.0)
@@ -425,7 +420,10 @@ def advise_group(group: NodeGroupConfig, assigned: list[Workload], environment: 
             "other pods scale it up - keep minSize 0 or remove the group"
         )
         return advice
-    device_resource = next((w.device_resource for w in assigned if w.device_resource), DEVICE_RESOURCES[kind])
+    device_resource = next(
+        (w.device_resource for w in assigned if w.device_resource),
+        accelerators.accelerator(kind, cloud).resource,
+    )
     steady = [w.shape for w in assigned if w.steady for _ in range(w.replicas)]
     transient = [w.shape for w in assigned if not w.steady]
     for w in assigned:
@@ -465,10 +463,10 @@ def rightsize(plan: Plan, observed: Mapping[str, Mapping[str, float]] | None = N
     by_group: dict[str, list[Workload]] = {g.name: [] for g in groups}
     for w in found:
         if w.accelerator_kind:
-            target = _targets(w, groups)
+            target = _targets(w, groups, config.cloud)
             if target is not None:
                 by_group[target.name].append(w)
-    report.groups = [advise_group(g, by_group[g.name], config.environment) for g in groups]
+    report.groups = [advise_group(g, by_group[g.name], config.environment, config.cloud) for g in groups]
     return report
 
 

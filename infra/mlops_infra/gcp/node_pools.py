@@ -17,20 +17,11 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
+from mlops_infra import accelerators
 from mlops_infra.config import NodeGroupConfig
 from mlops_infra.cost import catalog
 
-TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
-TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
-GPU_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 SPOT_LABEL = "cloud.google.com/gke-spot"
-TPU_RESOURCE = "google.com/tpu"
-GPU_RESOURCE = "nvidia.com/gpu"
-GROUP_LABEL = "mlops.platform/node-group"
-ROLE_LABEL = "mlops.platform/role"
-# GKE taints GPU nodes with this when the cluster has non-GPU pools; declared here too so the taint never
-# depends on the order in which pools are created. ExtendedResourceToleration tolerates it for GPU pods.
-GPU_TAINT = ("nvidia.com/gpu", "present", "NO_SCHEDULE")
 _EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
 # Machine families that only take Hyperdisk boot disks.
 _HYPERDISK_FAMILIES = ("ct6e", "c3", "c4", "n4", "a3", "a4")
@@ -87,29 +78,27 @@ def pool_specs(group: NodeGroupConfig, zones: list[str]) -> list[PoolSpec]:
 
 
 def pool_taints(group: NodeGroupConfig) -> list[tuple[str, str, str]]:
-    """(key, value, GKE effect) for a group: its own taints, plus the GPU taint on GPU pools."""
+    """(key, value, GKE effect) for a group: its own taints, plus the GPU taint on GPU pools.
+
+    GKE taints GPU nodes itself only when the cluster has non-GPU pools; declaring the taint too means it
+    never depends on the order in which pools are created. ExtendedResourceToleration tolerates it for pods
+    that request GPUs."""
     taints = [(t.key, t.value, _EFFECTS[t.effect]) for t in group.taints]
-    if group.role == "gpu" and not any(key == GPU_TAINT[0] for key, _, _ in taints):
-        taints.append(GPU_TAINT)
+    if group.role == "gpu":
+        taint = accelerators.accelerator("gpu", "gcp").taint
+        if not any(key == taint.key for key, _, _ in taints):
+            taints.append((taint.key, taint.value, _EFFECTS[taint.effect]))
     return taints
 
 
 def node_labels(group: NodeGroupConfig) -> dict[str, str]:
     """Kubernetes labels this module sets on a pool's nodes (GKE adds its accelerator labels on top)."""
-    return {**group.labels, GROUP_LABEL: group.name, ROLE_LABEL: group.role}
+    return {**group.labels, **accelerators.group_labels(group.name, group.role)}
 
 
 def gke_added_labels(group: NodeGroupConfig) -> dict[str, str]:
     """Labels GKE itself puts on the nodes of this group: what workloads select accelerators by."""
-    itype = catalog.instance(group.instance_types[0])
-    labels: dict[str, str] = {}
-    if group.role == "tpu" and itype.gke_accelerator and group.tpu_topology:
-        labels = {
-            TPU_ACCELERATOR_LABEL: itype.gke_accelerator,
-            TPU_TOPOLOGY_LABEL: group.tpu_topology.lower(),
-        }
-    elif group.role == "gpu" and itype.gke_accelerator:
-        labels = {GPU_ACCELERATOR_LABEL: itype.gke_accelerator}
+    labels = accelerators.cloud_node_labels("gcp", group.instance_types[0], group.tpu_topology)
     if group.capacity == "spot":
         labels[SPOT_LABEL] = "true"
     return labels
@@ -125,14 +114,12 @@ class TpuWorkloadPlacement:
 
     @property
     def resources(self) -> dict[str, dict[str, str]]:
-        return {
-            "requests": {TPU_RESOURCE: str(self.chips_per_host)},
-            "limits": {TPU_RESOURCE: str(self.chips_per_host)},
-        }
+        chips = str(self.chips_per_host)
+        return {"requests": {accelerators.TPU_CHIP: chips}, "limits": {accelerators.TPU_CHIP: chips}}
 
     @property
     def tolerations(self) -> list[dict[str, str]]:
-        return [{"key": TPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}]
+        return [accelerators.accelerator("tpu", "gcp").toleration()]
 
 
 def tpu_workload_placement(machine_type: str, topology: str) -> TpuWorkloadPlacement:
@@ -141,7 +128,7 @@ def tpu_workload_placement(machine_type: str, topology: str) -> TpuWorkloadPlace
     if itype.accelerator_kind != "tpu" or itype.gke_accelerator is None:
         raise ValueError(f"{machine_type} is not a TPU machine type")
     hosts = catalog.tpu_hosts(machine_type, topology)
-    selector = {TPU_ACCELERATOR_LABEL: itype.gke_accelerator, TPU_TOPOLOGY_LABEL: topology.strip().lower()}
+    selector = accelerators.cloud_node_labels("gcp", machine_type, topology)
     return TpuWorkloadPlacement(node_selector=selector, chips_per_host=itype.accelerator_count, hosts=hosts)
 
 

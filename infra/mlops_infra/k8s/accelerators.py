@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlops_infra.accelerators import Accelerator, accelerator
 from mlops_infra.k8s.cluster import ClusterHandle
 
 NVIDIA_DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
@@ -32,33 +33,15 @@ NEURON_CHART_VERSION = "1.1.2"  # aws-neuron/neuron-helm-charts 1.1.2: Neuron de
 NEURON_MONITOR_IMAGE = "public.ecr.aws/neuron/neuron-monitor:1.3.0"
 NEURON_MONITOR_PORT = 9010
 
-GPU_TAINT_KEY = "nvidia.com/gpu"
-NEURON_TAINT_KEY = "aws.amazon.com/neuron"
-GPU_NODE_LABEL = "nvidia.com/gpu.present"
-NEURON_NODE_LABEL = "aws.amazon.com/neuron.present"
-
-
-def toleration(key: str) -> dict[str, str]:
-    return {"key": key, "operator": "Exists", "effect": "NoSchedule"}
-
-
-def node_affinity(label: str) -> dict[str, Any]:
-    """Required affinity to nodes carrying `<label>=true` (set by the node group)."""
-    return {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {"matchExpressions": [{"key": label, "operator": "In", "values": ["true"]}]}
-                ]
-            }
-        }
-    }
+# Device plugins and exporters run only where the platform installs them: EKS (GKE manages its own).
+GPU: Accelerator = accelerator("gpu", "aws")
+NEURON: Accelerator = accelerator("neuron", "aws")
 
 
 def nvidia_device_plugin_values() -> dict[str, Any]:
     return {
-        "tolerations": [toleration(GPU_TAINT_KEY)],
-        "affinity": node_affinity(GPU_NODE_LABEL),
+        "tolerations": [GPU.toleration()],
+        "affinity": GPU.node_affinity(),
         "priorityClassName": "system-node-critical",
         "gfd": {"enabled": False},
         "nfd": {"enabled": False},  # nodes are labelled by their node group; no discovery daemons needed
@@ -68,8 +51,8 @@ def nvidia_device_plugin_values() -> dict[str, Any]:
 def neuron_device_plugin_values() -> dict[str, Any]:
     return {
         "devicePlugin": {
-            "tolerations": [toleration(NEURON_TAINT_KEY)],
-            "nodeSelector": {NEURON_NODE_LABEL: "true"},
+            "tolerations": [NEURON.toleration()],
+            "nodeSelector": NEURON.node_selector(),
         },
         "scheduler": {"enabled": False},  # the default scheduler is enough for whole-device requests
         "npd": {"enabled": False},  # its DaemonSet tolerates every taint; not wanted on all nodes
@@ -78,8 +61,8 @@ def neuron_device_plugin_values() -> dict[str, Any]:
 
 def dcgm_exporter_values(service_monitor_labels: dict[str, str]) -> dict[str, Any]:
     return {
-        "tolerations": [toleration(GPU_TAINT_KEY)],
-        "affinity": node_affinity(GPU_NODE_LABEL),
+        "tolerations": [GPU.toleration()],
+        "affinity": GPU.node_affinity(),
         "serviceMonitor": {
             "enabled": True,
             "interval": "15s",
@@ -194,22 +177,8 @@ class AcceleratorMonitoring(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
                     spec=k8s.core.v1.PodSpecArgs(
                         priority_class_name="system-node-critical",
-                        tolerations=[k8s.core.v1.TolerationArgs(**toleration(NEURON_TAINT_KEY))],
-                        affinity=k8s.core.v1.AffinityArgs(
-                            node_affinity=k8s.core.v1.NodeAffinityArgs(
-                                required_during_scheduling_ignored_during_execution=k8s.core.v1.NodeSelectorArgs(
-                                    node_selector_terms=[
-                                        k8s.core.v1.NodeSelectorTermArgs(
-                                            match_expressions=[
-                                                k8s.core.v1.NodeSelectorRequirementArgs(
-                                                    key=NEURON_NODE_LABEL, operator="In", values=["true"]
-                                                )
-                                            ]
-                                        )
-                                    ]
-                                )
-                            )
-                        ),
+                        tolerations=[NEURON.toleration()],
+                        affinity=NEURON.node_affinity(),
                         automount_service_account_token=False,
                         containers=[
                             k8s.core.v1.ContainerArgs(

@@ -12,6 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlops_infra.accelerators import GROUP_LABEL, ROLE_LABEL
 from mlops_infra.config import AutoscalerConfig
 from mlops_infra.k8s.cluster import ClusterHandle
 
@@ -28,7 +29,7 @@ BALANCING_IGNORE_LABELS = (
     "eks.amazonaws.com/sourceLaunchTemplateId",
     "eks.amazonaws.com/sourceLaunchTemplateVersion",
     "k8s.amazonaws.com/eniConfig",
-    "mlops/node-group",
+    GROUP_LABEL,
     "topology.ebs.csi.aws.com/zone",
 )
 
@@ -54,7 +55,7 @@ class ClusterAutoscalerArgs:
     priorities: Sequence[PriorityGroup] = ()
     replicas: int = 1
     namespace: str = "kube-system"
-    node_selector: Mapping[str, str] = field(default_factory=lambda: {"node-role/system": "true"})
+    node_selector: Mapping[str, str] = field(default_factory=lambda: {ROLE_LABEL: "system"})
     tolerations: Sequence[Mapping[str, str]] = field(
         default_factory=lambda: [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
     )

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from mlops_infra import accelerators
 from mlops_infra.k8s.cluster import ClusterHandle
 from mlops_infra.k8s.rules import DASHBOARD_LABEL
 
@@ -34,10 +35,10 @@ NODE_LABELS = (
     "karpenter.sh/capacity-type",
     "cloud.google.com/gke-nodepool",
     "cloud.google.com/gke-spot",
-    "cloud.google.com/gke-tpu-accelerator",
-    "cloud.google.com/gke-tpu-topology",
-    "k8s.amazonaws.com/accelerator",
-    "nvidia.com/gpu.product",
+    accelerators.GKE_GPU_LABEL,
+    accelerators.GKE_TPU_LABEL,
+    accelerators.GKE_TPU_TOPOLOGY_LABEL,
+    accelerators.AWS_GPU_MODEL_LABEL,
 )
 POD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/component")
 
@@ -190,7 +191,7 @@ def kube_prometheus_stack_values(s: MonitoringSettings) -> dict[str, Any]:
             },
         },
         "kube-state-metrics": {
-            # Extended resources (nvidia.com/gpu, aws.amazon.com/neuron, google.com/tpu) are exported by
+            # Extended resources (the accelerators registry's device resources) are exported by
             # kube_pod_container_resource_requests with `.`/`/` turned into `_`; the accelerator rules rely
             # on it. These allowlists add the node-group / accelerator labels to kube_*_labels.
             "metricLabelsAllowlist": [

@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import yaml
 
+from mlops_infra.accelerators import accelerator
 from mlops_infra.k8s.cluster import ClusterHandle
 from mlops_infra.k8s.security import restricted_container_security, restricted_pod_security
 
@@ -157,10 +158,7 @@ def training_pod_spec(
         "volumes": volumes,
     }
     if args.gpu:
-        resources["requests"]["nvidia.com/gpu"] = str(args.gpus)
-        resources["limits"]["nvidia.com/gpu"] = str(args.gpus)
-        spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-        spec["nodeSelector"] = {"nvidia.com/gpu.present": "true"}
+        accelerator("gpu", args.cluster.cloud).place(spec, resources, args.gpus)
     return spec
 
 

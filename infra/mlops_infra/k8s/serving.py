@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from mlops_infra.accelerators import accelerator
 from mlops_infra.k8s.cluster import ClusterHandle
 from mlops_infra.k8s.security import restricted_container_security, restricted_pod_security
 
@@ -41,7 +42,7 @@ class ModelServingArgs:
     max_replicas: int = 10
     cpu: str = "1"
     memory: str = "1Gi"
-    gpus: int = 0  # > 0: tolerate the GPU taint, select GPU nodes, request nvidia.com/gpu
+    gpus: int = 0  # > 0: placed on the cloud's GPU nodes with that many GPUs (accelerators registry)
     latency_slo_ms: int = 50
     max_error_ratio: float = 0.01
     cache_ttl_seconds: int = 300
@@ -135,10 +136,7 @@ def pod_template(args: ModelServingArgs, labels: dict[str, str]) -> dict[str, An
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
     }
     if args.gpus:
-        resources["requests"]["nvidia.com/gpu"] = str(args.gpus)
-        resources["limits"]["nvidia.com/gpu"] = str(args.gpus)
-        spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-        spec["nodeSelector"] = {"nvidia.com/gpu.present": "true"}
+        accelerator("gpu", args.cluster.cloud).place(spec, resources, args.gpus)
     return {"metadata": {"labels": labels}, "spec": spec}
 
 
