@@ -1,0 +1,208 @@
+"""The nodes a plan's node groups will bring up, as the scheduler and cluster-autoscaler will see them.
+
+A node's labels and taints are what the node group declares plus what the cloud adds itself (EKS: node
+group, capacity type, instance type, arch; GKE: node pool, accelerator, TPU topology, spot, and the GPU/TPU
+taints). Allocatable is capacity minus the kubelet's reservation (EKS AMI / GKE formulas) and the cloud's
+own node agents. Extended resources (GPUs, Neuron devices) exist only where a device plugin runs: on EKS the
+DaemonSets we install, on GKE its managed plugins.
+
+For an EKS group at zero nodes, cluster-autoscaler decides from a template instead: labels and taints from
+`eks:DescribeNodegroup` plus the ASG's `k8s.io/cluster-autoscaler/node-template/*` tags, CPU, memory and
+NVIDIA GPUs from the instance type, any other extended resource only from a `resources/<name>` tag
+(kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/aws_manager.go buildNodeFromTemplate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mlops_infra import accelerators
+from mlops_infra.cost import catalog
+from mlops_infra.cost.rightsize import reserved_cpu, reserved_memory_mib
+from mlops_policies.model import Resource, as_list, dig, quantity
+
+EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
+ASG_TAG = "aws:autoscaling/tag:Tag"
+TEMPLATE = "k8s.io/cluster-autoscaler/node-template/"
+MIB = 2.0**20
+EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_SCHEDULE": "PreferNoSchedule"}
+ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+# The cloud's own per-node agents that are not in the plan (cpu cores, memory MiB): EKS add-ons aws-node,
+# kube-proxy, ebs-csi-node; GKE's kube-proxy, fluentbit, metrics agent, PD CSI node (typical requests).
+CLOUD_NODE_AGENTS: dict[str, tuple[float, float]] = {"aws": (0.155, 120.0), "gcp": (0.22, 280.0)}
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str  # Kubernetes spelling
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a group with one instance type, as the scheduler sees it."""
+
+    group: str
+    resource: Resource
+    cloud: str
+    instance_type: str
+    labels: Mapping[str, str]
+    taints: tuple[Taint, ...]
+    allocatable: Mapping[str, float]  # cpu (cores), memory (bytes), pods, extended resources
+    min_size: int
+    # cluster-autoscaler's view while the group is empty (EKS); None where the autoscaler reads the
+    # group's real template (GKE).
+    template: Node | None = None
+    advertised_by_cloud: tuple[str, ...] = field(default=())
+
+
+def _taints(items: Any) -> tuple[Taint, ...]:
+    return tuple(
+        Taint(
+            str(t.get("key")),
+            str(t.get("value") or ""),
+            EFFECTS.get(str(t.get("effect")), str(t.get("effect"))),
+        )
+        for t in as_list(items)
+        if isinstance(t, Mapping)
+    )
+
+
+def _allocatable(itype: catalog.InstanceType) -> dict[str, float]:
+    agents_cpu, agents_mib = CLOUD_NODE_AGENTS[itype.cloud]
+    return {
+        "cpu": itype.vcpu - reserved_cpu(itype.vcpu) - agents_cpu,
+        "memory": (itype.memory_gib * 1024 - reserved_memory_mib(itype) - agents_mib) * MIB,
+        "pods": float(itype.max_pods),
+    }
+
+
+def _asg_tags_by_parent(resources: Sequence[Resource]) -> dict[str | None, dict[str, str]]:
+    tags: dict[str | None, dict[str, str]] = {}
+    for r in resources:
+        if r.type == ASG_TAG:
+            key, value = r.get("tag", "key"), r.get("tag", "value")
+            if isinstance(key, str):
+                tags.setdefault(r.parent, {})[key] = str(value or "")
+    return tags
+
+
+def _eks_nodes(r: Resource, asg_tags: Mapping[str, str]) -> list[Node]:
+    group = str(r.get("nodeGroupName", default=r.name))
+    labels = {str(k): str(v) for k, v in (r.get("labels", default={}) or {}).items()}
+    taints = _taints(r.get("taints"))
+    capacity_type = str(r.get("capacityType", default="ON_DEMAND"))
+    min_size = int(r.get("scalingConfig", "minSize", default=0) or 0)
+    nodes = []
+    for name in as_list(r.get("instanceTypes")):
+        itype = catalog.find_instance(str(name))
+        if itype is None:
+            continue
+        generic = {
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": ARCH[itype.arch],
+            INSTANCE_TYPE_LABEL: itype.name,
+        }
+        real_labels = {
+            **labels,
+            **generic,
+            "eks.amazonaws.com/nodegroup": group,
+            "eks.amazonaws.com/capacityType": capacity_type,
+            "kubernetes.io/hostname": f"{group}-node",
+        }
+        allocatable = _allocatable(itype)
+        node = Node(group, r, "aws", itype.name, real_labels, taints, allocatable, min_size)
+        template_labels = {**labels, **generic}
+        template_taints = list(taints)
+        template_alloc = {
+            "cpu": float(itype.vcpu),
+            "memory": itype.memory_gib * 1024 * MIB,
+            "pods": float(itype.max_pods),
+        }
+        if itype.accelerator_kind == "gpu":
+            template_alloc[accelerators.NVIDIA_GPU] = float(itype.accelerator_count)
+        for key, value in asg_tags.items():
+            if key.startswith(TEMPLATE + "label/"):
+                template_labels[key.removeprefix(TEMPLATE + "label/")] = value
+            elif key.startswith(TEMPLATE + "taint/"):
+                taint_value, _, effect = value.rpartition(":")
+                template_taints = [
+                    t for t in template_taints if t.key != key.removeprefix(TEMPLATE + "taint/")
+                ]
+                template_taints.append(Taint(key.removeprefix(TEMPLATE + "taint/"), taint_value, effect))
+            elif key.startswith(TEMPLATE + "resources/"):
+                amount = quantity(value)
+                if amount is not None:
+                    template_alloc[key.removeprefix(TEMPLATE + "resources/")] = amount
+        template = Node(
+            group, r, "aws", itype.name, template_labels, tuple(template_taints), template_alloc, 0
+        )
+        nodes.append(replace(node, template=template))
+    return nodes
+
+
+def _single_host_topology(itype: catalog.InstanceType) -> str | None:
+    for topology in itype.tpu_topologies:
+        if catalog.tpu_hosts(itype.name, topology) == 1:
+            return topology
+    return None
+
+
+def _gke_nodes(r: Resource) -> list[Node]:
+    pool = str(r.get("name", default=r.name))
+    machine = str(r.get("nodeConfig", "machineType", default=""))
+    itype = catalog.find_instance(machine)
+    if itype is None:
+        return []
+    labels = {str(k): str(v) for k, v in (r.get("nodeConfig", "labels", default={}) or {}).items()}
+    taints = list(_taints(r.get("nodeConfig", "taints")))
+    topology = r.get("placementPolicy", "tpuTopology") or _single_host_topology(itype)
+    labels |= accelerators.cloud_node_labels("gcp", machine, topology)
+    labels |= {
+        "cloud.google.com/gke-nodepool": pool,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": ARCH[itype.arch],
+        INSTANCE_TYPE_LABEL: machine,
+        "kubernetes.io/hostname": f"{pool}-node",
+    }
+    if r.get("nodeConfig", "spot"):
+        labels["cloud.google.com/gke-spot"] = "true"
+    allocatable = _allocatable(itype)
+    advertised: tuple[str, ...] = ()
+    if itype.accelerator_kind:
+        acc = accelerators.accelerator(itype.accelerator_kind, "gcp")
+        if acc.taint_set_by == "cloud" and not any(t.key == acc.taint.key for t in taints):
+            taints.append(Taint(acc.taint.key, acc.taint.value, acc.taint.effect))
+        count = dig(r.props, "nodeConfig", "guestAccelerators", 0, "count") or itype.accelerator_count
+        for name in acc.advertised:
+            allocatable[name] = float(count)
+        advertised = acc.advertised
+    min_size = int(
+        r.get("autoscaling", "totalMinNodeCount", default=None)
+        or r.get("autoscaling", "minNodeCount", default=0)
+        or 0
+    )
+    return [Node(pool, r, "gcp", machine, labels, tuple(taints), allocatable, min_size, None, advertised)]
+
+
+def cluster_nodes(resources: Sequence[Resource]) -> list[Node]:
+    """One Node per (node group, instance type) the plan declares."""
+    asg_tags = _asg_tags_by_parent(resources)
+    nodes: list[Node] = []
+    for r in resources:
+        if r.type == EKS_NODE_GROUP:
+            nodes.extend(_eks_nodes(r, asg_tags.get(r.parent, {})))
+        elif r.type == GKE_NODE_POOL:
+            nodes.extend(_gke_nodes(r))
+    return nodes
+
+
+def with_devices(node: Node, resources: Sequence[str]) -> Node:
+    """The node once a device plugin registered its devices (counts from the instance type)."""
+    devices = {name: float(accelerators.devices_per_node(node.instance_type, name)) for name in resources}
+    return replace(node, allocatable={**node.allocatable, **devices})
