@@ -94,11 +94,29 @@ def test_alerts_labelled_retrain_reach_the_retraining_webhook() -> None:
     assert config["route"]["receiver"] == "null"
 
 
+def pushgateway_persistence_file(values: dict[str, Any]) -> str | None:
+    """Where the pushgateway of chart prometheus-pushgateway 3.8.0 persists, as its templates run it: the
+    container's args are exactly `extraArgs` (templates/_helpers.tpl), the Pushgateway writes pushed metrics
+    only with `--persistence.file`, and only a file under `persistentVolume.mountPath` (default /data) lives
+    on the claim when `persistentVolume.enabled` (else the mount is an emptyDir, lost with the pod)."""
+    volume = values.get("persistentVolume") or {}
+    if not volume.get("enabled"):
+        return None
+    mount = str(volume.get("mountPath", "/data")).rstrip("/")
+    for arg in values.get("extraArgs") or []:
+        if str(arg).startswith("--persistence.file="):
+            path = str(arg).split("=", 1)[1]
+            return path if path.startswith(mount + "/") else None
+    return None
+
+
 def test_pushgateway_keeps_pushed_labels_and_survives_restarts() -> None:
     plan = reference_plan("local")
     values = find_release(plan, "pushgateway").inputs["values"]
     assert values["serviceMonitor"]["enabled"] is True and values["serviceMonitor"]["honorLabels"] is True
-    assert values["persistentVolume"]["enabled"] is True
+    # Finding 4: the volume alone keeps nothing; the file the Pushgateway persists to must be on it.
+    assert pushgateway_persistence_file(values) == "/data/pushgateway.data"
+    assert pushgateway_persistence_file({**values, "extraArgs": []}) is None
     assert plan.outputs["pushgatewayUrl"] == "http://pushgateway.monitoring.svc.cluster.local:9091"
     assert plan.outputs["prometheusUrl"] == "http://kps-prometheus.monitoring.svc.cluster.local:9090"
 

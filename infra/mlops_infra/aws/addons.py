@@ -27,6 +27,12 @@ ADDON_IDENTITIES: dict[str, tuple[str, str, str]] = {
 }
 
 
+# Add-on configuration (the add-on's own JSON schema, `aws eks describe-addon-configuration`). vpc-cni >= 1.14
+# enforces NetworkPolicies only when its network policy agent is switched on; without it the policies the
+# platform declares for MLflow, Redis and retraining are accepted by the API server and do nothing.
+ADDON_CONFIGURATION: dict[str, dict[str, str]] = {"vpc-cni": {"enableNetworkPolicy": "true"}}
+
+
 def ebs_kms_policy(key_arn: str) -> str:
     """Lets the EBS CSI driver create volumes under the customer key (the AWS-managed policy does not)."""
     return json.dumps(
@@ -103,6 +109,9 @@ class EksAddons(pulumi.ComponentResource):
                 cluster_name=args.cluster_name,
                 addon_name=addon,
                 addon_version=pins[addon],
+                configuration_values=json.dumps(ADDON_CONFIGURATION[addon])
+                if addon in ADDON_CONFIGURATION
+                else None,
                 service_account_role_arn=role_arn,
                 resolve_conflicts_on_create="OVERWRITE",
                 resolve_conflicts_on_update="OVERWRITE",

@@ -23,6 +23,7 @@ PUSHGATEWAY_VERSION = "3.8.0"
 KPS_FULLNAME = "kps"  # fullnameOverride: services become kps-prometheus, kps-alertmanager
 PUSHGATEWAY_FULLNAME = "pushgateway"
 GRAFANA_ADMIN_SECRET = "grafana-admin"
+PUSHGATEWAY_DATA_DIR = "/data"
 RETRAIN_WEBHOOK_URL = "http://retraining-webhook.retraining.svc:8080/alerts"
 
 # Node labels kube-state-metrics copies onto kube_node_labels, so dashboards can split cost and
@@ -208,12 +209,18 @@ def pushgateway_values(s: MonitoringSettings) -> dict[str, Any]:
     return {
         "fullnameOverride": PUSHGATEWAY_FULLNAME,
         "serviceMonitor": {"enabled": True, "namespace": s.namespace, "honorLabels": True, "interval": "30s"},
-        # Pushed values survive a restart (the drift/quality alerts compare them over hours).
+        # Pushed values survive a restart (the drift/quality alerts compare them over hours): the chart only
+        # mounts the volume; the Pushgateway writes to it only when told to with --persistence.file.
         "persistentVolume": {
             "enabled": True,
             "size": "2Gi",
+            "mountPath": PUSHGATEWAY_DATA_DIR,
             **({"storageClass": s.storage_class} if s.storage_class else {}),
         },
+        "extraArgs": [
+            f"--persistence.file={PUSHGATEWAY_DATA_DIR}/pushgateway.data",
+            "--persistence.interval=1m",
+        ],
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
         "containerSecurityContext": {
             "allowPrivilegeEscalation": False,
