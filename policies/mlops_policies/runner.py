@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_policies import cost, network_policy, reliability, scheduling, security
+from mlops_policies import cost, network_policy, references, reliability, scheduling, security
 from mlops_policies.model import Resource, Rule, Violation, exempt
 from mlops_policies.settings import default_config, merge, resolve
 
@@ -23,6 +23,7 @@ ALL_RULES: list[Rule] = [
     *reliability.RULES,
     *cost.RULES,
     *scheduling.RULES,
+    *references.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 

@@ -221,9 +221,24 @@ def test_gpu_variant_tolerates_selects_and_requests(gpu_plan: Plan) -> None:
             {"matchExpressions": [{"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}]}
         ]
         assert pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    # Triggers and the webhook are small: they stay off the GPU nodes.
+    # Triggers are small: they prefer non-GPU nodes, and tolerate the GPU taint only to join a running
+    # training pod on the node that holds the data volume.
     for name in ("fraud-drift", "fraud-volume"):
-        assert "tolerations" not in _cron(gpu_plan, name)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        pod = _cron(gpu_plan, name)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        assert "resources" not in pod or "nvidia.com/gpu" not in str(pod["containers"][0]["resources"])
+        preferred = pod["affinity"]["nodeAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert preferred == [
+            {
+                "weight": 100,
+                "preference": {
+                    "matchExpressions": [
+                        {"key": "nvidia.com/gpu.present", "operator": "NotIn", "values": ["true"]}
+                    ]
+                },
+            }
+        ]
+    webhook = _one(gpu_plan, "Deployment")["spec"]["template"]["spec"]
+    assert "tolerations" not in webhook  # it does not mount the data claim
 
 
 def test_webhook_serves_the_url_alertmanager_posts_to(plan: Plan) -> None:

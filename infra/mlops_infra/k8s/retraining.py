@@ -36,6 +36,7 @@ JOB_TEMPLATE_CONFIGMAP = "retraining-job-template"
 JOB_TEMPLATE_DIR = "/etc/retraining"
 JOB_TEMPLATE_FILE = "job-template.yaml"
 DATA_MOUNT = "/data"
+DATA_CLAIM_LABEL = "mlops.platform/data-claim"  # pods that mount the data claim share a node
 # Labels retrain_job.k8s selects running training Jobs by (APP_LABEL=APP, MODEL_LABEL): a scheduled run
 # carries them so a trigger does not start a second one; trigger pods must NOT carry them.
 APP_LABEL, APP = "app.kubernetes.io/name", "retraining"
@@ -121,6 +122,47 @@ def _data_volume(
     return volumes, mounts
 
 
+def _mounts_data(args: RetrainingArgs, spec: dict[str, Any]) -> bool:
+    claims = {(v.get("persistentVolumeClaim") or {}).get("claimName") for v in spec.get("volumes", [])}
+    return bool(args.data_claim) and args.data_claim in claims
+
+
+def share_data_node(args: RetrainingArgs, spec: dict[str, Any], labels: dict[str, str]) -> None:
+    """Keep every pod that mounts the ReadWriteOnce data claim on one node.
+
+    A ReadWriteOnce volume attaches to one node at a time: a second pod on another node stalls on a
+    multi-attach error (the drift check and the Monday retrain start at the same minute). Each such pod
+    carries DATA_CLAIM_LABEL and requires a node that already runs a pod with it; the first one (no match
+    yet, but matching its own term) goes anywhere (kube-scheduler's InterPodAffinity). With GPU training,
+    the other pods tolerate the GPU taint so they can join a training node instead of waiting hours."""
+    if not _mounts_data(args, spec):
+        return
+    labels[DATA_CLAIM_LABEL] = str(args.data_claim)
+    term = {
+        "labelSelector": {"matchLabels": {DATA_CLAIM_LABEL: str(args.data_claim)}},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    spec["affinity"] = {
+        **spec.get("affinity", {}),
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]},
+    }
+    gpu = accelerator("gpu", args.cluster.cloud) if args.gpu else None
+    if gpu is not None and gpu.toleration() not in spec.get("tolerations", []):
+        # A CPU pod may join the training node, but prefers any other node when no training runs.
+        key, value = gpu.selector
+        away = (
+            {"key": key, "operator": "NotIn", "values": [value]}
+            if value
+            else {"key": key, "operator": "DoesNotExist"}
+        )
+        spec["tolerations"] = [*spec.get("tolerations", []), gpu.toleration()]
+        spec["affinity"]["nodeAffinity"] = {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "preference": {"matchExpressions": [away]}}
+            ]
+        }
+
+
 def training_pod_spec(
     args: RetrainingArgs, image: str, tracking_uri: str, pushgateway_url: str, model: str
 ) -> dict[str, Any]:
@@ -163,11 +205,13 @@ def training_pod_spec(
 
 
 def _job_spec(args: RetrainingArgs, pod: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    pod_labels = dict(labels)
+    share_data_node(args, pod, pod_labels)
     return {
         "backoffLimit": args.backoff_limit,
         "activeDeadlineSeconds": args.active_deadline_seconds,
         "ttlSecondsAfterFinished": args.ttl_seconds_after_finished,
-        "template": {"metadata": {"labels": dict(labels)}, "spec": pod},
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod},
     }
 
 
@@ -231,6 +275,8 @@ def cron_spec(
     job_spec: dict[str, Any],
 ) -> dict[str, Any]:
     """Never two runs at once, missed runs older than the deadline skipped, a short history kept."""
+    job_labels = dict(job_labels)
+    share_data_node(args, pod, job_labels)
     return {
         "schedule": schedule,
         "timeZone": "Etc/UTC",
