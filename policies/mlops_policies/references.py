@@ -176,7 +176,7 @@ def check_pod_references(resources: Sequence[Resource], config: Mapping[str, Any
 def _at_most_one_pod(pod: PodTemplate) -> bool:
     """A pod set that never runs two pods at once (so never on two nodes)."""
     spec = pod.owner.props.get("spec") or {}
-    one_replica = dig(spec, "replicas", default=1) == 1
+    one_replica: bool = dig(spec, "replicas", default=1) == 1
     if pod.kind == "Deployment":
         return one_replica and dig(spec, "strategy", "type") == "Recreate"
     if pod.kind == "StatefulSet":  # the old pod is gone before its successor starts
