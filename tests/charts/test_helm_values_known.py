@@ -115,7 +115,7 @@ def test_subchart_without_a_key_set_is_caught(stack_plan: Callable[[str], Plan])
     assert "(subchart under values.prometheus-windows-exporter)" in v.message
 
 
-def test_open_paths_accept_any_children_and_globals_reach_subcharts() -> None:
+def test_open_paths_accept_any_children() -> None:
     kps = ("kube-prometheus-stack", monitoring.KUBE_PROMETHEUS_STACK_VERSION)
     values = {
         "prometheus": {"prometheusSpec": {"nodeSelector": {"any/label": "x"}, "resources": {"limits": {}}}},
@@ -123,14 +123,42 @@ def test_open_paths_accept_any_children_and_globals_reach_subcharts() -> None:
         "global": {"imageRegistry": "mirror.example", "imagePullSecrets": [{"name": "pull"}]},
     }
     assert chart_keys.undefined_keys(*kps, values) == []
-    bad = {"global": {"imageRegistryy": "mirror.example"}, "grafana": {"global": {"imageRegistry": "m"}}}
-    assert chart_keys.undefined_keys(*kps, bad) == ["global.imageRegistryy"]
     # a key only the templates read (not in values.yaml) is defined: persistentVolume.storageClass
     pgw = ("prometheus-pushgateway", monitoring.PUSHGATEWAY_VERSION)
     assert chart_keys.undefined_keys(*pgw, {"persistentVolume": {"storageClass": "gp3"}}) == []
     assert chart_keys.undefined_keys(*pgw, {"persistentVolume": {"storageClas": "gp3"}}) == [
         "persistentVolume.storageClas"
     ]
+
+
+def _ks(
+    chart: str, keys: list[str], open_: tuple[str, ...] = (), subcharts: dict[str, str] | None = None
+) -> Any:
+    paths = {tuple(k.split(".")) for k in keys}
+    paths |= {p[:i] for p in paths for i in range(1, len(p))}
+    subs = {key: (name, "1.0.0") for key, name in (subcharts or {}).items()}
+    opened = frozenset(tuple(k.split(".")) for k in open_)
+    return chart_keys.KeySet(chart, "1.0.0", frozenset(paths), opened, subs, {"repo": "x"})
+
+
+def test_subchart_values_and_globals_are_routed(monkeypatch: pytest.MonkeyPatch) -> None:
+    sets = {
+        ("parent", "1.0.0"): _ks(
+            "parent", ["own", "global.fromParent", "s.readByParent"], subcharts={"s": "sub"}
+        ),
+        ("sub", "1.0.0"): _ks("sub", ["x", "labels", "global.fromSub"], ("labels",), subcharts={"t": "leaf"}),
+        ("leaf", "1.0.0"): _ks("leaf", ["deep", "global.fromLeaf"]),
+    }
+    monkeypatch.setattr(chart_keys, "key_sets", lambda: sets)
+    values = {
+        "own": 1,
+        "global": {"fromParent": 1, "fromSub": 2, "fromLeaf": 3, "fromNowhere": 4},
+        "s": {"x": 1, "readByParent": 2, "labels": {"any": "x"}, "own": 3, "t": {"deep": 1, "x": 2}},
+    }
+    assert chart_keys.undefined_keys("parent", "1.0.0", values) == ["global.fromNowhere", "s.own", "s.t.x"]
+    del sets[("leaf", "1.0.0")]
+    with pytest.raises(chart_keys.MissingKeySet, match=r"chart leaf 1.0.0 \(subchart under values.s.t\)"):
+        chart_keys.undefined_keys("parent", "1.0.0", values)
 
 
 def test_chart_references_resolve_like_helm_does() -> None:
