@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_policies import cost, network_policy, references, reliability, scheduling, security
+from mlops_policies import (
+    charts,
+    cost,
+    network_policy,
+    references,
+    reliability,
+    scheduling,
+    security,
+)
 from mlops_policies.model import Resource, Rule, Violation, exempt
 from mlops_policies.settings import default_config, merge, resolve
 
@@ -24,6 +32,7 @@ ALL_RULES: list[Rule] = [
     *cost.RULES,
     *scheduling.RULES,
     *references.RULES,
+    *charts.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 
