@@ -36,12 +36,14 @@ MAX_UNAVAILABLE = 0
 # (setWeight is an integer; 1 of 3 pods is 33.3 %).
 TOLERANCE = 0.5
 
-IntOrPercent = int | str
+IntOrPercent = int | float | str
 
 
 def _scaled(value: IntOrPercent, total: int, round_up: bool) -> int:
     """intstr.GetValueFromIntOrPercent: an int is a count; any string, with or without '%', a percentage."""
-    if isinstance(value, bool):
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a JSON number, as plans carry every number
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError(f"maxSurge/maxUnavailable: {value!r} is neither a count nor a percentage")
     if isinstance(value, int):
         return value
