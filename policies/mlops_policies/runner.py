@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_policies import cost, reliability, scraping, security
+from mlops_policies import cost, progressive_delivery, reliability, scraping, security
 from mlops_policies.model import Resource, Rule, Violation, exempt
 from mlops_policies.settings import default_config, merge, resolve
 
@@ -17,7 +17,13 @@ if TYPE_CHECKING:
     from mlops_infra.config import StackConfig
     from mlops_infra.offline import Plan
 
-ALL_RULES: list[Rule] = [*security.RULES, *reliability.RULES, *cost.RULES, *scraping.RULES]
+ALL_RULES: list[Rule] = [
+    *security.RULES,
+    *reliability.RULES,
+    *cost.RULES,
+    *scraping.RULES,
+    *progressive_delivery.RULES,
+]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 
 

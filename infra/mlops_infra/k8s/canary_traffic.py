@@ -291,13 +291,21 @@ def effective_share(
     return rollout_shares(replicas, [weight], max_surge, max_unavailable)[0].share
 
 
-def realised(replicas: int, weight: int) -> bool:
-    return abs(effective_share(replicas, weight) - weight) <= TOLERANCE
+def realised(
+    replicas: int,
+    weight: int,
+    max_surge: IntOrPercent = MAX_SURGE,
+    max_unavailable: IntOrPercent = MAX_UNAVAILABLE,
+) -> bool:
+    return abs(effective_share(replicas, weight, max_surge, max_unavailable) - weight) <= TOLERANCE
 
 
-def realisable_weights(replicas: int) -> list[int]:
-    """Every canary weight (1-99) that the model server's Rollout turns into that very share of traffic."""
-    return [w for w in range(1, MAX_WEIGHT) if realised(replicas, w)]
+def realisable_weights(
+    replicas: int, max_surge: IntOrPercent = MAX_SURGE, max_unavailable: IntOrPercent = MAX_UNAVAILABLE
+) -> list[int]:
+    """Every canary weight (1-99) that a Rollout with these fenceposts turns into that very share of traffic
+    (the model server's fenceposts unless told otherwise)."""
+    return [w for w in range(1, MAX_WEIGHT) if realised(replicas, w, max_surge, max_unavailable)]
 
 
 # The platform's intent: a small canary first, then about a quarter, then about half of the traffic. A step is
