@@ -225,8 +225,8 @@ def scrape_paths(resources: Sequence[Resource], phase: Phase) -> dict[Target, li
                     continue
                 for i, endpoint in enumerate(as_list(monitor.get("spec", "podMetricsEndpoints"))):
                     path = endpoint.get("path") or DEFAULT_PATH
-                    for port in _pod_target_ports(endpoint, pods):
-                        reached[(pods.name, port, path)].append(
+                    for pod_port in _pod_target_ports(endpoint, pods):
+                        reached[(pods.name, pod_port, path)].append(
                             (f"{display(monitor)} podMetricsEndpoints[{i}]", monitor.urn)
                         )
     return reached
@@ -240,12 +240,12 @@ def no_duplicate_scrape(resources: Sequence[Resource], config: Mapping[str, Any]
         for target, paths in scrape_paths(resources, phase).items():
             if len(paths) > 1:
                 findings.setdefault((target, tuple(paths)), []).append(phase.name)
-    for ((pods, port, path), paths), when in findings.items():
+    for ((pods, port, path), route), when in findings.items():
         yield (
-            paths[-1][1],
+            route[-1][1],
             (
-                f"{pods} port {port} {path} is scraped {len(paths)} times {' and '.join(when)}: "
-                f"{'; '.join(p for p, _ in paths)}. Every series it exports is counted {len(paths)} times "
+                f"{pods} port {port} {path} is scraped {len(route)} times {' and '.join(when)}: "
+                f"{'; '.join(p for p, _ in route)}. Every series it exports is counted {len(route)} times "
                 "(request rates, dashboards, alerts); scrape it through one Service that Argo Rollouts does not "
                 "re-point, or one PodMonitor"
             ),

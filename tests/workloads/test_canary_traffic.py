@@ -36,7 +36,9 @@ APPROXIMATE = [
 
 # (replicas, weight, maxSurge, maxUnavailable, canary (spec, available), stable (spec, available),
 #  expected (canary, stable))
-CALCULATE: list[tuple[int, int, IntOrPercent, IntOrPercent, tuple[int, int], tuple[int, int], tuple[int, int]]] = [
+CALCULATE: list[
+    tuple[int, int, IntOrPercent, IntOrPercent, tuple[int, int], tuple[int, int], tuple[int, int]]
+] = [
     (10, 100, 3, 0, (6, 3), (7, 8), (6, 7)),
     (10, 20, 2, 0, (0, 0), (10, 10), (2, 10)),
     (10, 20, "20%", 0, (0, 0), (10, 10), (2, 10)),
@@ -75,7 +77,9 @@ def test_approximation_matches_the_controller(
     assert approximate_counts(replicas, weight, surge) == (canary, stable)
 
 
-@pytest.mark.parametrize(("replicas", "weight", "surge", "unavailable", "new", "stable", "expected"), CALCULATE)
+@pytest.mark.parametrize(
+    ("replicas", "weight", "surge", "unavailable", "new", "stable", "expected"), CALCULATE
+)
 def test_replica_counts_match_the_controller(
     replicas: int,
     weight: int,

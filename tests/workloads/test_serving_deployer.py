@@ -144,7 +144,9 @@ def _declared_shares(plan: Plan, replicas: int | None = None) -> list[canary_tra
     """What the controller makes of the plan's Rollout at `replicas` (default: the HPA's minimum)."""
     rollout, hpa = _rollout_and_hpa(plan)
     canary = rollout["strategy"]["canary"]
-    assert "trafficRouting" not in canary  # otherwise weights are router weights and this model does not apply
+    assert (
+        "trafficRouting" not in canary
+    )  # otherwise weights are router weights and this model does not apply
     return canary_traffic.rollout_shares(
         replicas or int(hpa["minReplicas"]),
         [int(s["setWeight"]) for s in canary["steps"] if "setWeight" in s],
@@ -183,7 +185,8 @@ def test_docs_state_the_shares_each_stack_really_gets(stack: str) -> None:
     at_min = _declared_shares(plan)[:-1]
     across = [_declared_shares(plan, n)[:-1] for n in range(low, high + 1)]
     ranges = [
-        f"{min(s[i].share for s in across):.0f}-{max(s[i].share for s in across):.0f}" for i in range(len(at_min))
+        f"{min(s[i].share for s in across):.0f}-{max(s[i].share for s in across):.0f}"
+        for i in range(len(at_min))
     ]
     assert _documented_shares()[stack] == [
         f"{low}-{high}",
@@ -212,7 +215,9 @@ def test_a_weight_the_replicas_cannot_realise_is_a_config_error(tmp_path: Path) 
     assert _validate(tmp_path, {"canaryWeights": [50, 25]}).returncode == 2
     assert _validate(tmp_path, {"canaryWeights": [33, 67]}).returncode == 0
     # 20 replicas make the classic 5 % canary real
-    assert _validate(tmp_path, {"replicas": 20, "maxReplicas": 40, "canaryWeights": [5, 25, 50]}).returncode == 0
+    assert (
+        _validate(tmp_path, {"replicas": 20, "maxReplicas": 40, "canaryWeights": [5, 25, 50]}).returncode == 0
+    )
 
 
 def test_configured_weights_reach_the_rollout() -> None:

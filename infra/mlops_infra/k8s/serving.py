@@ -226,9 +226,6 @@ class ModelServing(pulumi.ComponentResource):
         meta_labels = {**labels, "app.kubernetes.io/part-of": "mlops-platform", **args.labels}
         child = args.cluster.opts(self)
         weights = canary_weights(args)
-        self.canary_shares = canary_traffic.rollout_shares(
-            args.replicas, [*weights, 100], canary_traffic.MAX_SURGE, canary_traffic.MAX_UNAVAILABLE
-        )
 
         def meta(obj_name: str, extra: dict[str, str] | None = None) -> dict[str, Any]:
             return {"name": obj_name, "namespace": args.namespace, "labels": {**meta_labels, **(extra or {})}}
