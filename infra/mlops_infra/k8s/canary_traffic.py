@@ -316,8 +316,8 @@ _GROWTH = 1.5
 
 
 def default_weights(replicas: int) -> tuple[int, ...]:
-    """Canary weights derived from the replica count: the smallest realisable share (one canary pod), then the
-    realisable shares nearest 25 % and 50 %. 20 or more replicas give the classic 5 -> 25 -> 50."""
+    """Canary weights derived from the replica count: the smallest realisable share (one canary pod up to 100
+    replicas), then the realisable shares nearest 25 % and 50 %. 19 or 20 replicas give exactly 5 -> 25 -> 50."""
     choices = realisable_weights(replicas)
     weights: list[int] = []
     for target in _TARGETS:
