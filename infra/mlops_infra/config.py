@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -22,6 +22,7 @@ from pydantic.alias_generators import to_camel
 
 from mlops_infra.accelerators import AWS_GPU_MODEL_LABEL
 from mlops_infra.cost import catalog
+from mlops_infra.k8s import canary_traffic
 
 PROJECT = "mlops-platform"
 
@@ -311,6 +312,11 @@ class ServingConfig(Model):
     alias: str = "champion"
     replicas: int | None = Field(default=None, ge=1, le=200)
     max_replicas: int | None = Field(default=None, ge=1, le=500)
+    # Canary setWeight steps before 100 %. Unset: derived from `replicas` so each weight is the share of traffic
+    # the canary really gets (there is no traffic router: the share is canary pods / all pods).
+    canary_weights: list[Annotated[int, Field(ge=1, le=99)]] | None = Field(
+        default=None, min_length=1, max_length=10
+    )
     gpu: bool = False
     gpus_per_replica: int = Field(default=1, ge=1, le=8)
     cpu: str = "1"
@@ -688,6 +694,9 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
     serving = config.workloads.serving
     if serving is not None and (serving.max_replicas or 0) < (serving.replicas or 0) and serving.max_replicas:
         add("workloads.serving.maxReplicas", serving.max_replicas, "must be >= replicas")
+    if serving is not None:
+        for path, weight, message in _canary_weight_problems(serving.canary_weights, config.serving_replicas):
+            add(f"workloads.serving.canaryWeights{path}", weight, message)
     has_gpu_group = any(g.role == "gpu" for g in config.node_groups) or config.cloud == "local"
     for key, workload in (("serving", serving), ("retraining", config.workloads.retraining)):
         if workload is not None and workload.gpu and not has_gpu_group:
@@ -708,6 +717,31 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
     problems.extend(_gcp_problems(config, file))
     problems.extend(_services_problems(config, file))
     problems.extend(_aws_problems(config, file))
+    return problems
+
+
+def _canary_weight_problems(weights: list[int] | None, replicas: int) -> list[tuple[str, Any, str]]:
+    """Each weight must be a share the Rollout's replica count produces (canary pods / all pods), or the
+    "5 % canary" is a promise the controller breaks; the message lists the shares that replica count allows."""
+    if weights is None:
+        return []
+    if weights != sorted(set(weights)):
+        return [("", weights, "weights must increase from step to step, e.g. [25, 50]")]
+    problems = []
+    for i, weight in enumerate(weights):
+        if canary_traffic.realised(replicas, weight):
+            continue
+        actual = canary_traffic.effective_share(replicas, weight)
+        allowed = ", ".join(str(w) for w in canary_traffic.realisable_weights(replicas))
+        problems.append(
+            (
+                f"[{i}]",
+                weight,
+                f"with {replicas} replica(s) and no traffic router this step gets {actual:.1f} % of the traffic "
+                f"(its share of the pods); realisable with {replicas} replica(s): {allowed}; more replicas allow a "
+                "smaller canary",
+            )
+        )
     return problems
 
 

@@ -89,6 +89,7 @@ def platform_workloads(
                 tracking_uri=tracking_uri,
                 replicas=replicas,
                 max_replicas=serving.max_replicas or max(replicas * 4, 4),
+                canary_weights=tuple(serving.canary_weights) if serving.canary_weights else None,
                 cpu=serving.cpu,
                 memory=serving.memory,
                 gpus=serving.gpus_per_replica if serving.gpu else 0,

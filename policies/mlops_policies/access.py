@@ -148,7 +148,10 @@ def _roles_with_every_verb(resources: Sequence[Resource]) -> set[tuple[str, str 
     for r in resources:
         kind = k8s_kind(r)
         if kind in ("ClusterRole", "Role"):
-            if any(isinstance(rule, Mapping) and "*" in as_list(rule.get("verbs")) for rule in as_list(r.get("rules"))):
+            if any(
+                isinstance(rule, Mapping) and "*" in as_list(rule.get("verbs"))
+                for rule in as_list(r.get("rules"))
+            ):
                 name = str(r.get("metadata", "name", default=r.name))
                 found.add((kind, namespace_of(r) if kind == "Role" else None, name))
     return found
@@ -172,9 +175,12 @@ def k8s_no_cluster_admin_binding(resources: Sequence[Resource], config: Mapping[
         ]
         if too_much and accounts:
             what = "cluster-admin" if role_name == "cluster-admin" else f"{role_kind} {role_name} (verbs: *)"
-            yield r.urn, (
-                f"{display(r)} grants {what} to service account {', '.join(accounts)}: a compromised pod owns the "
-                "cluster; bind a Role with the verbs and resources it needs"
+            yield (
+                r.urn,
+                (
+                    f"{display(r)} grants {what} to service account {', '.join(accounts)}: a compromised pod owns the "
+                    "cluster; bind a Role with the verbs and resources it needs"
+                ),
             )
 
 

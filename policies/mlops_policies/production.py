@@ -54,9 +54,12 @@ def prod_serving_on_demand(resources: Sequence[Resource], config: Mapping[str, A
             continue
         landing = sorted(g for g in spot if group_problem(pod, cluster, g) is None)
         if landing:
-            yield pod.owner.urn, (
-                f"{pod.display} holds accelerators and can land on spot node group(s) {', '.join(landing)}; spot "
-                "capacity is reclaimed with two minutes' notice: serve from on-demand groups in prod"
+            yield (
+                pod.owner.urn,
+                (
+                    f"{pod.display} holds accelerators and can land on spot node group(s) {', '.join(landing)}; spot "
+                    "capacity is reclaimed with two minutes' notice: serve from on-demand groups in prod"
+                ),
             )
 
 
@@ -74,19 +77,27 @@ def prod_managed_database(resources: Sequence[Resource], config: Mapping[str, An
         images = {_image_name(c.get("image")) for _, c in containers(spec, init=False)}
         found = sorted(i for i in images if i.startswith(DATABASE_IMAGES))
         if found:
-            yield r.urn, (
-                f"{display(r)} runs {', '.join(found)} in the cluster in prod: no multi-AZ failover, no managed "
-                "backups or point-in-time recovery; use the managed database (services.*.database: managed)"
+            yield (
+                r.urn,
+                (
+                    f"{display(r)} runs {', '.join(found)} in the cluster in prod: no multi-AZ failover, no managed "
+                    "backups or point-in-time recovery; use the managed database (services.*.database: managed)"
+                ),
             )
 
 
 def prod_monitoring_and_analysis(resources: Sequence[Resource], config: Mapping[str, Any]) -> StackFindings:
     if not _prod(resources, config):
         return
-    if not any(r.type == HELM_RELEASE and str(r.get("chart")).endswith("kube-prometheus-stack") for r in resources):
-        yield None, (
-            "prod has no monitoring stack (services.monitoring.enabled: false): no alerts, no drift or latency "
-            "signals, and no canary analysis to roll a bad model back"
+    if not any(
+        r.type == HELM_RELEASE and str(r.get("chart")).endswith("kube-prometheus-stack") for r in resources
+    ):
+        yield (
+            None,
+            (
+                "prod has no monitoring stack (services.monitoring.enabled: false): no alerts, no drift or latency "
+                "signals, and no canary analysis to roll a bad model back"
+            ),
         )
     for r in resources:
         if k8s_kind(r) != "Rollout" or dig(r.props, "spec", "strategy", "canary") is None:
@@ -104,7 +115,10 @@ def prod_flow_logs(resources: Sequence[Resource], config: Mapping[str, Any]) -> 
     flow_logs = [r for r in resources if r.type == "aws:ec2/flowLog:FlowLog"]
     for vpc in (r for r in resources if r.type == "aws:ec2/vpc:Vpc"):
         if not any(vpc.urn in f.dependencies for f in flow_logs):
-            yield vpc.urn, f"{display(vpc)}: prod VPC without flow logs (network.flowLogs); incidents leave no trace"
+            yield (
+                vpc.urn,
+                f"{display(vpc)}: prod VPC without flow logs (network.flowLogs); incidents leave no trace",
+            )
     for subnet in (r for r in resources if r.type == "gcp:compute/subnetwork:Subnetwork"):
         if not subnet.get("logConfig"):
             yield subnet.urn, f"{display(subnet)}: prod subnetwork without flow logs (logConfig)"

@@ -10,12 +10,17 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlops_policies import (
+    access,
     charts,
     cost,
     network_policy,
+    production,
+    progressive_delivery,
     references,
     reliability,
+    retraining,
     scheduling,
+    scraping,
     security,
 )
 from mlops_policies.model import Resource, Rule, Violation, exempt
@@ -27,12 +32,17 @@ if TYPE_CHECKING:
 
 ALL_RULES: list[Rule] = [
     *security.RULES,
+    *access.RULES,
     *network_policy.RULES,
     *reliability.RULES,
+    *production.RULES,
     *cost.RULES,
+    *retraining.RULES,
     *scheduling.RULES,
     *references.RULES,
     *charts.RULES,
+    *scraping.RULES,
+    *progressive_delivery.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 

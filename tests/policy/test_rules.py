@@ -104,6 +104,8 @@ def test_rule_names_are_unique_and_cover_the_contract() -> None:
         "node-group-max-bounded",
         "allowed-instance-types",
         "gpu-request-fits-node",
+        "no-duplicate-scrape",
+        "canary-weights-are-shares",
     }
 
 

@@ -1,5 +1,6 @@
-"""Deploys the reference model server: an Argo Rollouts canary (5% -> 25% -> 50% -> 100%) gated by
-Prometheus p99 latency and error ratio, with HPA, PDB, probes, a restricted pod and a ServiceMonitor."""
+"""Deploys the reference model server: an Argo Rollouts canary whose weights are the traffic shares its replica
+count really produces, gated by Prometheus p99 latency and error ratio, with HPA, PDB, probes, a restricted pod
+and a ServiceMonitor that scrapes every pod once."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlops_infra.accelerators import accelerator
+from mlops_infra.k8s import canary_traffic
 from mlops_infra.k8s.cluster import ClusterHandle
 from mlops_infra.k8s.security import restricted_container_security, restricted_pod_security
 
 PORT = 8080
 RUN_AS_USER = 10001
-CANARY_STEPS: tuple[tuple[int, str], ...] = ((5, "2m"), (25, "5m"), (50, "5m"))
+FIRST_PAUSE, PAUSE = "2m", "5m"
+SCRAPE_LABEL = {"mlops/scrape": "model-server"}
 ROLLOUT_API = "argoproj.io/v1alpha1"
 
 
@@ -38,8 +41,11 @@ class ModelServingArgs:
     tracking_uri: pulumi.Input[str]
     namespace: pulumi.Input[str] = "serving"
     alias: str = "champion"
-    replicas: int = 2
+    replicas: int = 2  # also the HPA's minimum: the canary weights are realised at this count
     max_replicas: int = 10
+    # setWeight steps before 100; None derives them from `replicas` (canary_traffic.default_weights). Every
+    # weight must be a share the replica count produces: there is no traffic router.
+    canary_weights: tuple[int, ...] | None = None
     cpu: str = "1"
     memory: str = "1Gi"
     gpus: int = 0  # > 0: placed on the cloud's GPU nodes with that many GPUs (accelerators registry)
@@ -140,16 +146,33 @@ def pod_template(args: ModelServingArgs, labels: dict[str, str]) -> dict[str, An
     return {"metadata": {"labels": labels}, "spec": spec}
 
 
-def canary_strategy(name: str, analysis_template: str | None) -> dict[str, Any]:
-    """5% -> 25% -> 50% -> 100%, analysed in the background from the first step; a failed analysis aborts
-    the rollout and Argo Rollouts sends all traffic back to the stable ReplicaSet."""
+def canary_weights(args: ModelServingArgs) -> tuple[int, ...]:
+    """The setWeight steps before 100, each one the share of pods (and so of traffic) the controller produces
+    at `replicas`; a weight it cannot produce is refused rather than deployed as a promise it breaks."""
+    weights = args.canary_weights or canary_traffic.default_weights(args.replicas)
+    wrong = [w for w in weights if not canary_traffic.realised(args.replicas, w)]
+    if wrong or list(weights) != sorted(set(weights)):
+        raise ValueError(
+            f"canary weights {list(weights)} with {args.replicas} replicas: use increasing weights from "
+            f"{canary_traffic.realisable_weights(args.replicas)} (without a traffic router the weight is the share "
+            "of pods)"
+        )
+    return tuple(weights)
+
+
+def canary_strategy(name: str, analysis_template: str | None, weights: tuple[int, ...]) -> dict[str, Any]:
+    """Each weight, paused, then 100 %; analysed in the background from the first step; a failed analysis aborts
+    the rollout and Argo Rollouts sends all traffic back to the stable ReplicaSet. maxSurge 1 / maxUnavailable 0:
+    the canary pods come on top of the stable ones, so capacity never drops below the replica count."""
     steps: list[dict[str, Any]] = []
-    for weight, pause in CANARY_STEPS:
-        steps += [{"setWeight": weight}, {"pause": {"duration": pause}}]
+    for i, weight in enumerate(weights):
+        steps += [{"setWeight": weight}, {"pause": {"duration": FIRST_PAUSE if i == 0 else PAUSE}}]
     steps.append({"setWeight": 100})
     canary: dict[str, Any] = {
         "stableService": f"{name}-stable",
         "canaryService": f"{name}-canary",
+        "maxSurge": canary_traffic.MAX_SURGE,
+        "maxUnavailable": canary_traffic.MAX_UNAVAILABLE,
         "abortScaleDownDelaySeconds": 30,
         "steps": steps,
     }
@@ -200,6 +223,7 @@ class ModelServing(pulumi.ComponentResource):
         }
         meta_labels = {**labels, "app.kubernetes.io/part-of": "mlops-platform", **args.labels}
         child = args.cluster.opts(self)
+        weights = canary_weights(args)
 
         def meta(obj_name: str, extra: dict[str, str] | None = None) -> dict[str, Any]:
             return {"name": obj_name, "namespace": args.namespace, "labels": {**meta_labels, **(extra or {})}}
@@ -207,10 +231,13 @@ class ModelServing(pulumi.ComponentResource):
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=meta(app), automount_service_account_token=False, opts=child
         )
+        # Argo Rollouts adds `rollouts-pod-template-hash` to the stable and canary Services' selectors and, once a
+        # rollout is promoted, points both at the stable pods: scraping through them counts every pod twice. The
+        # main Service is never touched and selects every pod of both ReplicaSets: it alone is scraped.
         self.services = [
             k8s.core.v1.Service(
                 f"{name}-{role}",
-                metadata=meta(svc, {"mlops/scrape": "model-server"} if role != "main" else None),
+                metadata=meta(svc, SCRAPE_LABEL if role == "main" else None),
                 spec={
                     "type": "ClusterIP",
                     "selector": labels,
@@ -246,7 +273,7 @@ class ModelServing(pulumi.ComponentResource):
                 "revisionHistoryLimit": 3,
                 "selector": {"matchLabels": labels},
                 "template": pod_template(args, labels),
-                "strategy": canary_strategy(app, template),
+                "strategy": canary_strategy(app, template, weights),
             },
             opts=pulumi.ResourceOptions.merge(
                 child,
@@ -289,7 +316,7 @@ class ModelServing(pulumi.ComponentResource):
                 kind="ServiceMonitor",
                 metadata=meta(app),
                 spec={
-                    "selector": {"matchLabels": {**labels, "mlops/scrape": "model-server"}},
+                    "selector": {"matchLabels": {**labels, **SCRAPE_LABEL}},
                     "endpoints": [
                         {
                             "port": "http",
