@@ -7,6 +7,8 @@ minute and hour fields; day fields only matter through whether runs happen on co
 
 from __future__ import annotations
 
+import itertools
+
 MINUTES_PER_DAY = 24 * 60
 _MACROS = {"@hourly": 60, "@daily": MINUTES_PER_DAY, "@midnight": MINUTES_PER_DAY,
            "@weekly": 7 * MINUTES_PER_DAY, "@monthly": 28 * MINUTES_PER_DAY, "@yearly": 365 * MINUTES_PER_DAY,
@@ -51,7 +53,7 @@ def min_interval_minutes(schedule: str) -> int:
     except ValueError as exc:
         raise CronError(f"{schedule!r}: {exc}") from None
     times = sorted(h * 60 + m for h in hours for m in minutes)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     every_day = fields[2] in ("*", "?") and fields[4] in ("*", "?")
     if every_day:
         gaps.append(times[0] + MINUTES_PER_DAY - times[-1])

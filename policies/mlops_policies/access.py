@@ -93,11 +93,11 @@ def no_world_open_admin_ports(r: Resource, config: Mapping[str, Any]) -> Iterato
     for cidrs, ports in _aws_ingress(r):
         if cidrs & WORLD:
             exposed |= ports
-    if r.type == "gcp:compute/firewall:Firewall" and r.get("direction", default="INGRESS") == "INGRESS":
-        if set(as_list(r.get("sourceRanges"))) & WORLD:
-            for allow in as_list(r.get("allows")):
-                if isinstance(allow, Mapping):
-                    exposed |= _gcp_ports(allow)
+    ingress = r.type == "gcp:compute/firewall:Firewall" and r.get("direction", default="INGRESS") == "INGRESS"
+    if ingress and set(as_list(r.get("sourceRanges"))) & WORLD:
+        for allow in as_list(r.get("allows")):
+            if isinstance(allow, Mapping):
+                exposed |= _gcp_ports(allow)
     if exposed:
         names = ", ".join(f"{port} ({ADMIN_PORTS[port]})" for port in sorted(exposed))
         yield f"{display(r)}: opens {names} to the whole internet; allow only the VPC, a bastion or a VPN range"
@@ -147,13 +147,12 @@ def _roles_with_every_verb(resources: Sequence[Resource]) -> set[tuple[str, str 
     found = set()
     for r in resources:
         kind = k8s_kind(r)
-        if kind in ("ClusterRole", "Role"):
-            if any(
-                isinstance(rule, Mapping) and "*" in as_list(rule.get("verbs"))
-                for rule in as_list(r.get("rules"))
-            ):
-                name = str(r.get("metadata", "name", default=r.name))
-                found.add((kind, namespace_of(r) if kind == "Role" else None, name))
+        if kind in ("ClusterRole", "Role") and any(
+            isinstance(rule, Mapping) and "*" in as_list(rule.get("verbs"))
+            for rule in as_list(r.get("rules"))
+        ):
+            name = str(r.get("metadata", "name", default=r.name))
+            found.add((kind, namespace_of(r) if kind == "Role" else None, name))
     return found
 
 

@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from mlops_infra.cron import CronError, min_interval_minutes
@@ -47,7 +48,7 @@ def retraining_schedule_sane(r: Resource, config: Mapping[str, Any]) -> Iterator
 def _thresholds(spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     for where, container in containers(spec):
         args = [str(a) for a in as_list(container.get("args"))]
-        for flag, value in zip(args, args[1:], strict=False):
+        for flag, value in itertools.pairwise(args):
             if flag == "--threshold":
                 yield f"{where} --threshold", value
         for env in as_list(container.get("env")):

@@ -25,6 +25,7 @@ _BASE: dict[str, Any] = {
     "all": "mandatory",
     "k8s-no-privileged": _NODE_AGENTS,
     "k8s-run-as-non-root": _NODE_AGENTS,
+    "k8s-no-host-path": _NODE_AGENTS,
 }
 
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {
