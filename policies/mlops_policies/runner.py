@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_policies import cost, reliability, security
+from mlops_policies import cost, preconditions, reliability, security
 from mlops_policies.model import Resource, Rule, Violation, exempt
 from mlops_policies.settings import default_config, merge, resolve
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mlops_infra.config import StackConfig
     from mlops_infra.offline import Plan
 
-ALL_RULES: list[Rule] = [*security.RULES, *reliability.RULES, *cost.RULES]
+ALL_RULES: list[Rule] = [*security.RULES, *reliability.RULES, *cost.RULES, *preconditions.RULES]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 
 
@@ -39,6 +39,7 @@ def resources_from_plan(plan: Plan) -> list[Resource]:
             protect=r.protect,
             dependencies=tuple(r.depends_on),
             parent=r.parent,
+            outputs=r.outputs,
         )
         for r in plan.resources
         if r.custom and not r.type.startswith("pulumi:providers:")
