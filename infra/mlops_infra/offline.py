@@ -434,7 +434,10 @@ def evaluate(
         program = platform_program
 
     mocks = OfflineMocks(
-        region=config.region or "local", stack=name, existing_roles=existing_roles, gcp_project=config.gcp_project
+        region=config.region or "local",
+        stack=name,
+        existing_roles=existing_roles,
+        gcp_project=config.gcp_project,
     )
     monitor = RecordingMonitor(mocks)
     set_root_resource(None)  # type: ignore[arg-type]

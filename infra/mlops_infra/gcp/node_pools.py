@@ -19,6 +19,7 @@ import pulumi_gcp as gcp
 
 from mlops_infra.config import NodeGroupConfig
 from mlops_infra.cost import catalog
+from mlops_infra.gcp.apis import CONTAINER, IMAGE_STREAMING, ProjectApis, after
 
 TPU_ACCELERATOR_LABEL = "cloud.google.com/gke-tpu-accelerator"
 TPU_TOPOLOGY_LABEL = "cloud.google.com/gke-tpu-topology"
@@ -159,6 +160,7 @@ class GkeNodePoolArgs:
     node_service_account: pulumi.Input[str]
     labels: dict[str, str] = field(default_factory=dict)
     auto_upgrade: bool = True
+    apis: ProjectApis | None = None  # the stack's enabled APIs: GKE, and the Container File System API
 
 
 class GkeNodePool(pulumi.ComponentResource):
@@ -259,7 +261,11 @@ class GkeNodePool(pulumi.ComponentResource):
                     upgrade_settings=upgrade,
                     # The autoscaler owns the node count after creation.
                     opts=pulumi.ResourceOptions(
-                        parent=self, ignore_changes=["initialNodeCount", "nodeCount"]
+                        parent=self,
+                        ignore_changes=["initialNodeCount", "nodeCount"],
+                        depends_on=after(
+                            args.apis, CONTAINER, IMAGE_STREAMING
+                        ),  # gcfs_config: image streaming
                     ),
                 )
             )

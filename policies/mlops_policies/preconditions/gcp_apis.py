@@ -62,7 +62,9 @@ def needed_apis(r: Resource) -> set[str] | None:
     return set(TYPE_APIS[max(matches, key=len)]) | feature_apis(r)
 
 
-def gcp_apis_enabled(resources: Sequence[Resource], config: Mapping[str, Any]) -> Iterator[tuple[str | None, str]]:
+def gcp_apis_enabled(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[tuple[str | None, str]]:
     graph = DependencyGraph(resources)
     services: dict[str, list[Resource]] = {}
     for r in resources:

@@ -75,7 +75,9 @@ def declared_arns(resources: Sequence[Resource]) -> dict[str, Resource]:
     return found
 
 
-def policy_principals_exist(resources: Sequence[Resource], config: Mapping[str, Any]) -> Iterator[tuple[str | None, str]]:
+def policy_principals_exist(
+    resources: Sequence[Resource], config: Mapping[str, Any]
+) -> Iterator[tuple[str | None, str]]:
     external = [str(p) for p in as_list(config.get("externalPrincipals"))]
     arns = declared_arns(resources)
     graph = DependencyGraph(resources)
