@@ -63,7 +63,13 @@ def stack_policy_config(config: StackConfig) -> dict[str, Any]:
     }
     if schedules:
         budget["scaleDownSchedules"] = schedules
-    return merge(result, {"budget-within-limit": budget}) if budget else result
+    if budget:
+        result = merge(result, {"budget-within-limit": budget})
+    if config.workloads.registry:  # a registry the stack names exists outside the plan, with its own login
+        result = merge(
+            result, {"image-push-targets-declared": {"externalRegistries": [config.workloads.registry]}}
+        )
+    return result
 
 
 def run_rules(

@@ -62,6 +62,18 @@ def needed_apis(r: Resource) -> set[str] | None:
     return set(TYPE_APIS[max(matches, key=len)]) | feature_apis(r)
 
 
+def project_of(r: Resource) -> str | None:
+    """The resource's project: its `project` input, or the `projects/<id>/` of a parent path it names
+    (a CryptoKey's `keyRing`, a key binding's `cryptoKeyId`)."""
+    project = r.props.get("project")
+    if isinstance(project, str) and project:
+        return project
+    for value in r.props.values():
+        if isinstance(value, str) and value.startswith("projects/"):
+            return value.split("/")[1]
+    return None
+
+
 def gcp_apis_enabled(
     resources: Sequence[Resource], config: Mapping[str, Any]
 ) -> Iterator[tuple[str | None, str]]:
@@ -81,12 +93,12 @@ def gcp_apis_enabled(
                 "mlops_policies/preconditions/gcp_apis.py (the host its client calls)",
             )
             continue
-        project = r.props.get("project")
+        project = project_of(r)
         for api in sorted(needed - BOOTSTRAP_APIS):
             enabling = [
                 s
                 for s in services.get(api, [])
-                if not isinstance(project, str) or s.props.get("project") in (None, project)
+                if project is None or s.props.get("project") in (None, project)
             ]
             if not enabling:
                 yield (
