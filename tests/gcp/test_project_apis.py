@@ -7,8 +7,11 @@ import pytest
 from policy.plan_edits import findings
 
 from mlops_infra.gcp.apis import REQUIRED_APIS
+from mlops_infra.gcp.artifact_registry import ArtifactRegistry, ArtifactRegistryArgs
 from mlops_infra.gcp.cluster import NODE_SA_ROLES
-from mlops_infra.offline import SECRET, Plan
+from mlops_infra.offline import SECRET, Plan, evaluate
+
+from plan_support import STACKS
 
 STACK = "prod-gcp"
 PROJECT = "acme-mlops-prod"
@@ -75,11 +78,6 @@ def test_images_go_to_a_declared_artifact_registry_repository_with_credentials(p
 
 def test_push_credentials_are_a_secret_access_token_for_the_registry_host() -> None:
     """What sits behind the secret block: Artifact Registry's host, the token user, the caller's access token."""
-    from plan_support import STACKS
-
-    from mlops_infra.gcp.artifact_registry import ArtifactRegistry, ArtifactRegistryArgs
-    from mlops_infra.offline import evaluate
-
     def program() -> dict[str, object]:
         registry = ArtifactRegistry("images", ArtifactRegistryArgs(project=PROJECT, location=REGION)).registry
         return {
