@@ -78,6 +78,7 @@ def test_images_go_to_a_declared_artifact_registry_repository_with_credentials(p
 
 def test_push_credentials_are_a_secret_access_token_for_the_registry_host() -> None:
     """What sits behind the secret block: Artifact Registry's host, the token user, the caller's access token."""
+
     def program() -> dict[str, object]:
         registry = ArtifactRegistry("images", ArtifactRegistryArgs(project=PROJECT, location=REGION)).registry
         return {
