@@ -299,12 +299,12 @@ class OfflineMocks(pulumi_mocks.Mocks):
             case "gcp:projects/service:Service":
                 out |= {"id": f"{inputs.get('project', self.gcp_project)}/{inputs.get('service')}"}
             case "gcp:artifactregistry/repository:Repository":
-                project, location = inputs.get("project", self.gcp_project), inputs.get("location")
-                repo = inputs.get("repositoryId", rid)
+                ar_project, ar_location = inputs.get("project", self.gcp_project), inputs.get("location")
+                repo = str(inputs.get("repositoryId", rid))
                 out |= {
-                    "id": f"projects/{project}/locations/{location}/repositories/{repo}",
+                    "id": f"projects/{ar_project}/locations/{ar_location}/repositories/{repo}",
                     "name": repo,
-                    "registryUri": f"{location}-docker.pkg.dev/{project}/{repo}",
+                    "registryUri": f"{ar_location}-docker.pkg.dev/{ar_project}/{repo}",
                 }
         return out
 

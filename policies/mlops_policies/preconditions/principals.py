@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from mlops_policies.model import Resource, Rule, as_list, display, is_seq
+from mlops_policies.model import Resource, Rule, as_list, display
 from mlops_policies.preconditions.graph import DependencyGraph
 
 NAME = "policy-principals-exist"
@@ -53,8 +53,7 @@ def principals(document: Mapping[str, Any]) -> Iterator[str]:
             if not isinstance(principal, Mapping):
                 continue  # "*" (everyone) or absent
             for kind in ACCOUNT_KINDS:
-                values = principal.get(kind)
-                for value in values if is_seq(values) else [values]:
+                for value in as_list(principal.get(kind)):
                     if isinstance(value, str):
                         yield value
 
