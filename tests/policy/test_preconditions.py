@@ -13,6 +13,8 @@ import pytest
 from policy.plan_edits import edit_plan, findings
 
 from mlops_infra.offline import ACCOUNT_ID, Plan, RecordedResource
+from mlops_policies.model import Resource
+from mlops_policies.preconditions.gcp_apis import needed_apis
 from mlops_policies.preconditions.image_pushes import is_loopback, parse_image
 from mlops_policies.preconditions.principals import always_exists
 
@@ -160,6 +162,27 @@ def test_a_gcp_type_without_a_known_api_is_reported(stack_plan: Callable[[str], 
     topic = dataclasses.replace(network, urn=network.urn + "-topic", type="gcp:pubsub/topic:Topic", name="t")
     (found,) = findings(dataclasses.replace(plan, resources=[*plan.resources, topic]), APIS)
     assert "no API is known for type gcp:pubsub/topic:Topic" in found.message
+
+
+def test_api_table_by_type_and_feature() -> None:
+    def needs(type_token: str, **props: Any) -> set[str] | None:
+        return needed_apis(Resource(urn="u", type=type_token, name="n", props=props))
+
+    assert needs("gcp:compute/network:Network") == {"compute.googleapis.com"}
+    assert needs("gcp:projects/iAMMember:IAMMember") == {"cloudresourcemanager.googleapis.com"}
+    assert needs("gcp:projects/iAMCustomRole:IAMCustomRole") == {"iam.googleapis.com"}
+    assert needs("gcp:container/nodePool:NodePool") == {"container.googleapis.com"}
+    assert needs("gcp:container/nodePool:NodePool", nodeConfig={"gcfsConfig": {"enabled": True}}) == {
+        "container.googleapis.com",
+        "containerfilesystem.googleapis.com",
+    }
+    assert needs(
+        "gcp:container/cluster:Cluster", loggingConfig={"enableComponents": ["SYSTEM_COMPONENTS"]}
+    ) == {
+        "container.googleapis.com",
+        "logging.googleapis.com",
+    }
+    assert needs("gcp:pubsub/topic:Topic") is None
 
 
 # --------------------------------------------------------------------------------------------- images

@@ -33,7 +33,11 @@ TYPE_APIS: dict[str, tuple[str, ...]] = {
     "gcp:serviceaccount/": ("iam.googleapis.com",),
     "gcp:storage/": ("storage.googleapis.com",),
     "gcp:artifactregistry/": ("artifactregistry.googleapis.com",),
-    "gcp:projects/iAM": ("cloudresourcemanager.googleapis.com",),  # project IAM policy: get/setIamPolicy
+    # The project's IAM policy (get/setIamPolicy on the project); custom roles live in the IAM API.
+    "gcp:projects/iAMMember:": ("cloudresourcemanager.googleapis.com",),
+    "gcp:projects/iAMBinding:": ("cloudresourcemanager.googleapis.com",),
+    "gcp:projects/iAMPolicy:": ("cloudresourcemanager.googleapis.com",),
+    "gcp:projects/iAMCustomRole:": ("iam.googleapis.com",),
     "gcp:projects/service:": ("serviceusage.googleapis.com", "cloudresourcemanager.googleapis.com"),
 }
 IMAGE_STREAMING_API = "containerfilesystem.googleapis.com"
