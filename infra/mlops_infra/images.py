@@ -6,6 +6,7 @@ pods reference the pushed image by digest (`repoDigest`), never by a mutable tag
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +20,18 @@ IGNORED_PARTS = {"__pycache__", "tests", "bench", ".pytest_cache"}
 
 @dataclass(frozen=True)
 class Registry:
-    """Where images go: ECR on AWS (credentials from an authorization token), any registry locally."""
+    """Where images go: ECR on AWS, Artifact Registry on GCP (short-lived tokens), any registry locally."""
 
     server: pulumi.Input[str]
     repository: pulumi.Input[str]
     username: pulumi.Input[str] | None = None
     password: pulumi.Input[str] | None = None
+    # What must exist before a push beyond the repository itself (e.g. the pusher's grant on it).
+    ready: tuple[pulumi.Resource, ...] = ()
+
+    def for_workload(self, workload: str) -> Registry:
+        """The same registry with one workload's repository below this one's (`.../mlops` -> `.../mlops/serving`)."""
+        return dataclasses.replace(self, repository=pulumi.Output.concat(self.repository, "/", workload))
 
 
 def context_hash(context: Path) -> str:
@@ -68,7 +75,7 @@ class WorkloadImage(pulumi.ComponentResource):
                 context=str(context), dockerfile=str(context / "Dockerfile"), platform=args.platform
             ),
             registry=registry,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.registry.ready)),
         )
         self.ref: pulumi.Output[str] = self.image.repo_digest
         self.register_outputs({"ref": self.ref})

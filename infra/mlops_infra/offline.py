@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,11 @@ class RecordedResource:
     inputs: dict[str, Any]
     ignore_changes: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
+    # What the engine would hold after the step (the mock's answer, masked): computed ARNs, URLs, ids. Kept
+    # out of `plan --json`, whose shape is a contract; policy rules read it to know what the plan declares.
+    outputs: dict[str, Any] = field(default_factory=dict)
+    import_id: str | None = None  # the `import_` option: adopt this existing resource instead of creating it
+    retain_on_delete: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -110,6 +116,11 @@ def _mask(value: Any) -> Any:
     return value
 
 
+def _role_path(arn: str) -> str:
+    """`arn:aws:iam::1:role/aws-service-role/x.amazonaws.com/Name` -> `/aws-service-role/x.amazonaws.com/`."""
+    return arn.split(":role", 1)[-1].rsplit("/", 1)[0] + "/"
+
+
 def _digest(*parts: str, length: int = 8) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
 
@@ -128,11 +139,19 @@ def _fake_kubeconfig(name: str, endpoint: str, ca: str) -> str:
 
 
 class OfflineMocks(pulumi_mocks.Mocks):
-    """Return realistic outputs per resource type so that dependent inputs keep their values."""
+    """Return realistic outputs per resource type so that dependent inputs keep their values.
 
-    def __init__(self, region: str, stack: str):
+    The account answers look-ups like a FRESH one: no IAM role exists unless `existing_roles` lists its ARN
+    (e.g. an account that already had an Auto Scaling group, and so its service-linked role).
+    """
+
+    def __init__(
+        self, region: str, stack: str, existing_roles: tuple[str, ...] = (), gcp_project: str | None = None
+    ):
         self.region = region
         self.stack = stack
+        self.existing_roles = existing_roles
+        self.gcp_project = gcp_project or "project"
 
     def _arn(self, service: str, kind: str, name: str, regional: bool = True) -> str:
         region = self.region if regional else ""
@@ -189,6 +208,17 @@ class OfflineMocks(pulumi_mocks.Mocks):
             case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
                 url = str(inputs.get("url", "")).removeprefix("https://")
                 out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
+            case "aws:iam/serviceLinkedRole:ServiceLinkedRole":
+                from mlops_infra.aws.service_linked_roles import role_arn
+
+                arn = role_arn(ACCOUNT_ID, "aws", str(inputs["awsServiceName"]))
+                out |= {
+                    "id": arn,
+                    "arn": arn,
+                    "name": arn.rsplit("/", 1)[-1],
+                    "path": arn.split(":role", 1)[1].rsplit("/", 1)[0] + "/",
+                    "uniqueId": _digest(arn, length=21).upper(),
+                }
             case "aws:iam/role:Role" | "aws:iam/policy:Policy":
                 kind = "role" if typ.endswith("Role") else "policy"
                 out |= {
@@ -266,6 +296,16 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 out |= {"id": f"{location}/keyRings/{inputs.get('name', rid)}"}
             case "gcp:kms/cryptoKey:CryptoKey":
                 out |= {"id": f"{inputs.get('keyRing')}/cryptoKeys/{inputs.get('name', rid)}"}
+            case "gcp:projects/service:Service":
+                out |= {"id": f"{inputs.get('project', self.gcp_project)}/{inputs.get('service')}"}
+            case "gcp:artifactregistry/repository:Repository":
+                ar_project, ar_location = inputs.get("project", self.gcp_project), inputs.get("location")
+                repo = str(inputs.get("repositoryId", rid))
+                out |= {
+                    "id": f"projects/{ar_project}/locations/{ar_location}/repositories/{repo}",
+                    "name": repo,
+                    "registryUri": f"{ar_location}-docker.pkg.dev/{ar_project}/{repo}",
+                }
         return out
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -290,6 +330,15 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 }, []
             case "aws:index/getRegion:getRegion":
                 return {"name": self.region, "region": self.region}, []
+            case "aws:iam/getRoles:getRoles":
+                prefix = str(args.args.get("pathPrefix") or "/")
+                pattern = re.compile(str(args.args.get("nameRegex") or ""))
+                found = [
+                    arn
+                    for arn in self.existing_roles
+                    if _role_path(arn).startswith(prefix) and pattern.search(arn.rsplit("/", 1)[-1])
+                ]
+                return {"arns": found, "names": [a.rsplit("/", 1)[-1] for a in found], "id": self.region}, []
             case "gcp:organizations/getProject:getProject":
                 project = args.args.get("projectId") or "project"
                 return {
@@ -298,6 +347,17 @@ class OfflineMocks(pulumi_mocks.Mocks):
                     "name": project,
                     "id": f"projects/{project}",
                 }, []
+            case "gcp:organizations/getClientConfig:getClientConfig":
+                return {
+                    "accessToken": _digest(self.stack, "gcp-access-token", length=64),
+                    "project": self.gcp_project,
+                    "region": self.region,
+                    "zone": "",
+                    "id": f"projects/{self.gcp_project}/regions/{self.region}",
+                }, []
+            case "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo":
+                email = f"deployer@{self.gcp_project}.iam.gserviceaccount.com"
+                return {"email": email, "id": email}, []
         raise NotImplementedError(f"offline evaluation has no answer for invoke {args.token}")
 
 
@@ -330,6 +390,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=_mask(inputs),
                 ignore_changes=tuple(request.ignoreChanges),
                 depends_on=tuple(request.dependencies),
+                outputs=_mask(rpc.deserialize_properties(response.object, keep_unknowns=True)),
+                import_id=request.importId or None,
+                retain_on_delete=bool(request.retainOnDelete),
             )
         )
         return response
@@ -353,9 +416,14 @@ def _engine_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
     return config, secret_keys
 
 
-def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None = None) -> Plan:
+def evaluate(
+    stack_file: Path,
+    program: Callable[[], Mapping[str, Any]] | None = None,
+    existing_roles: tuple[str, ...] = (),
+) -> Plan:
     """Run the program for one stack file under mocks and return what it would create.
 
+    The account is a fresh one unless `existing_roles` names IAM role ARNs that already exist in it.
     Raises `ConfigError` before anything is declared when the stack's config is invalid.
     """
     config = load_stack(stack_file)
@@ -365,7 +433,12 @@ def evaluate(stack_file: Path, program: Callable[[], Mapping[str, Any]] | None =
 
         program = platform_program
 
-    mocks = OfflineMocks(region=config.region or "local", stack=name)
+    mocks = OfflineMocks(
+        region=config.region or "local",
+        stack=name,
+        existing_roles=existing_roles,
+        gcp_project=config.gcp_project,
+    )
     monitor = RecordingMonitor(mocks)
     set_root_resource(None)  # type: ignore[arg-type]
     pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)

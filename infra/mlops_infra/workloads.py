@@ -15,8 +15,12 @@ from mlops_infra.k8s.serving import ModelServing, ModelServingArgs, RedisRef
 from mlops_infra.services import ServiceEndpoints
 
 
-def _registry(config: StackConfig, workload: str, parent: pulumi.Resource) -> Registry:
-    if config.cloud == "aws" and config.workloads.registry is None:
+def _registry(
+    config: StackConfig, cluster: ClusterHandle, workload: str, parent: pulumi.Resource
+) -> Registry:
+    """Where one workload's image goes: a registry the stack names, else one the stack declares (ECR on AWS, the
+    cluster's Artifact Registry repository on GCP), else the local cluster's registry."""
+    if config.workloads.registry is None and config.cloud == "aws":
         from mlops_infra.aws.ecr import EcrRepository, EcrRepositoryArgs
 
         repo = EcrRepository(
@@ -27,19 +31,21 @@ def _registry(config: StackConfig, workload: str, parent: pulumi.Resource) -> Re
             opts=pulumi.ResourceOptions(parent=parent),
         )
         return repo.registry
+    if config.workloads.registry is None and cluster.image_registry is not None:
+        return cluster.image_registry.for_workload(workload)
     registry = config.image_registry or "localhost:5001/mlops"
     return Registry(server=registry.split("/", 1)[0], repository=f"{registry}/{workload}")
 
 
 def _image(
-    config: StackConfig, workload: str, pinned: str | None, parent: pulumi.Resource
+    config: StackConfig, cluster: ClusterHandle, workload: str, pinned: str | None, parent: pulumi.Resource
 ) -> pulumi.Input[str]:
     """A configured image reference wins (must be pinned); otherwise build this repo's Dockerfile and push it."""
     if pinned:
         return pinned
     image = WorkloadImage(
         f"{workload}-image",
-        WorkloadImageArgs(workload=workload, registry=_registry(config, workload, parent)),
+        WorkloadImageArgs(workload=workload, registry=_registry(config, cluster, workload, parent)),
         opts=pulumi.ResourceOptions(parent=parent),
     )
     return image.ref
@@ -85,7 +91,7 @@ def platform_workloads(
                 cluster=cluster,
                 model=serving.model,
                 alias=serving.alias,
-                image=_image(config, "serving", serving.image, parent),
+                image=_image(config, cluster, "serving", serving.image, parent),
                 tracking_uri=tracking_uri,
                 replicas=replicas,
                 max_replicas=serving.max_replicas or max(replicas * 4, 4),
@@ -111,7 +117,7 @@ def platform_workloads(
             RetrainingArgs(
                 cluster=cluster,
                 model=model,
-                image=_image(config, "retraining", None, parent),
+                image=_image(config, cluster, "retraining", None, parent),
                 tracking_uri=tracking_uri,
                 pushgateway_url=endpoints.pushgateway_url or "",
                 schedule=retraining.schedule,

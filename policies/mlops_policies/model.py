@@ -28,6 +28,9 @@ class Resource:
     protect: bool = False
     dependencies: tuple[str, ...] = ()
     parent: str | None = None
+    # What the engine knows after the step (ARNs, URLs): the offline plan's mock answers, or in CrossGuard's
+    # stack policies the resource's outputs. Empty where unknown (a resource policy sees inputs only).
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
     def get(self, *path: str | int, default: Any = None) -> Any:
         """Nested lookup that tolerates missing keys, None and wrong shapes (inputs are often partial)."""

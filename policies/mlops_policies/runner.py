@@ -14,6 +14,7 @@ from mlops_policies import (
     charts,
     cost,
     network_policy,
+    preconditions,
     production,
     progressive_delivery,
     references,
@@ -43,6 +44,7 @@ ALL_RULES: list[Rule] = [
     *charts.RULES,
     *scraping.RULES,
     *progressive_delivery.RULES,
+    *preconditions.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 
@@ -65,6 +67,7 @@ def resources_from_plan(plan: Plan) -> list[Resource]:
             protect=r.protect,
             dependencies=tuple(r.depends_on),
             parent=r.parent,
+            outputs=r.outputs,
         )
         for r in plan.resources
         if r.custom and not r.type.startswith("pulumi:providers:")
@@ -88,7 +91,13 @@ def stack_policy_config(config: StackConfig) -> dict[str, Any]:
     }
     if schedules:
         budget["scaleDownSchedules"] = schedules
-    return merge(result, {"budget-within-limit": budget}) if budget else result
+    if budget:
+        result = merge(result, {"budget-within-limit": budget})
+    if config.workloads.registry:  # a registry the stack names exists outside the plan, with its own login
+        result = merge(
+            result, {"image-push-targets-declared": {"externalRegistries": [config.workloads.registry]}}
+        )
+    return result
 
 
 def run_rules(

@@ -14,7 +14,12 @@ from mlops_infra.offline import Plan, RecordedResource
 
 from plan_support import REFERENCE_STACKS
 
-RULES = ("k8s-no-host-path", "no-world-open-admin-ports", "iam-no-admin-wildcard", "k8s-no-cluster-admin-binding")
+RULES = (
+    "k8s-no-host-path",
+    "no-world-open-admin-ports",
+    "iam-no-admin-wildcard",
+    "k8s-no-cluster-admin-binding",
+)
 
 
 def add(plan: Plan, type_token: str, name: str, inputs: dict[str, Any]) -> Plan:
@@ -48,10 +53,14 @@ def test_docker_socket_mount_is_caught_outside_kube_system(stack_plan) -> None:
         )
 
     plan = edit_plan(
-        stack_plan("dev"), lambda r: r.inputs.get("kind") == "Deployment" and r.name == "mlflow-deployment", docker_sock
+        stack_plan("dev"),
+        lambda r: r.inputs.get("kind") == "Deployment" and r.name == "mlflow-deployment",
+        docker_sock,
     )
     (message,) = messages(plan, "k8s-no-host-path")
-    assert message.startswith("Deployment mlflow/mlflow: volume docker mounts the node path /var/run/docker.sock")
+    assert message.startswith(
+        "Deployment mlflow/mlflow: volume docker mounts the node path /var/run/docker.sock"
+    )
 
 
 @pytest.mark.parametrize(
@@ -129,9 +138,13 @@ def _binding(kind: str, role_kind: str, role: str) -> dict[str, Any]:
 
 def test_cluster_admin_for_a_workload_service_account_is_caught(stack_plan) -> None:
     token = "kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding"
-    plan = add(stack_plan("dev"), token, "escalate", _binding("ClusterRoleBinding", "ClusterRole", "cluster-admin"))
+    plan = add(
+        stack_plan("dev"), token, "escalate", _binding("ClusterRoleBinding", "ClusterRole", "cluster-admin")
+    )
     (message,) = messages(plan, "k8s-no-cluster-admin-binding")
-    assert message.startswith("ClusterRoleBinding escalate grants cluster-admin to service account serving/fraud-server")
+    assert message.startswith(
+        "ClusterRoleBinding escalate grants cluster-admin to service account serving/fraud-server"
+    )
 
 
 def test_a_role_with_every_verb_is_caught(stack_plan) -> None:
@@ -143,7 +156,10 @@ def test_a_role_with_every_verb_is_caught(stack_plan) -> None:
     }
     plan = add(stack_plan("dev"), "kubernetes:rbac.authorization.k8s.io/v1:Role", "all", role)
     plan = add(
-        plan, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", "escalate", _binding("RoleBinding", "Role", "all")
+        plan,
+        "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding",
+        "escalate",
+        _binding("RoleBinding", "Role", "all"),
     )
     (message,) = messages(plan, "k8s-no-cluster-admin-binding")
     assert "grants Role all (verbs: *) to service account serving/fraud-server" in message

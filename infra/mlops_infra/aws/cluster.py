@@ -10,6 +10,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from mlops_infra.aws.kms import kms_key
+from mlops_infra.aws.service_linked_roles import AUTOSCALING, service_linked_role
 
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
 
@@ -121,13 +122,16 @@ class EksCluster(pulumi.ComponentResource):
         self.secrets_key = kms_key(
             f"{args.name}-secrets", f"EKS {args.name}: envelope encryption of Secrets", tags, self
         )
-        # Node root volumes and PersistentVolumes; Auto Scaling may use it to launch nodes.
+        # Node root volumes and PersistentVolumes; Auto Scaling may use it to launch nodes. Its service-linked
+        # role is declared first: a fresh account does not have it, and the key policy may only name it once
+        # it exists.
+        self.autoscaling_role = service_linked_role(f"{name}-autoscaling-slr", AUTOSCALING, self)
         self.ebs_key = kms_key(
             f"{args.name}-ebs",
             f"EKS {args.name}: node and volume encryption",
             tags,
             self,
-            allow_autoscaling=True,
+            autoscaling_role_arn=self.autoscaling_role.arn,
         )
         kms_policy = aws.iam.RolePolicy(
             f"{name}-cluster-kms",

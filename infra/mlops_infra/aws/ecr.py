@@ -64,7 +64,9 @@ class EcrRepository(pulumi.ComponentResource):
         )
         token = aws.ecr.get_authorization_token_output(registry_id=self.repository.registry_id)
         self.registry = Registry(
-            server=token.proxy_endpoint,
+            # The registry host from the repository URL: the token's proxy endpoint is the same host, but it
+            # arrives inside a secret result and would hide which registry the credentials are for.
+            server=self.repository.repository_url.apply(lambda url: url.split("/", 1)[0]),
             repository=self.repository.repository_url,
             username=token.user_name,
             password=pulumi.Output.secret(token.password),

@@ -24,21 +24,17 @@ def _policy(account_id: str, partition: str, statements: list[dict[str, Any]]) -
     return json.dumps({"Version": "2012-10-17", "Statement": [root, *statements]}, sort_keys=True)
 
 
-def autoscaling_ebs_statements(account_id: str, partition: str) -> list[dict[str, Any]]:
+def autoscaling_ebs_statements(role_arn: str) -> list[dict[str, Any]]:
     """What the Auto Scaling service-linked role needs to launch instances with volumes under this key.
 
     Without it, managed node groups whose launch template names a customer key fail to launch
-    (`Client.InvalidKMSKey.InvalidState`).
+    (`Client.InvalidKMSKey.InvalidState`). The role must exist before the key (see service_linked_roles.py).
     """
-    role = (
-        f"arn:{partition}:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/"
-        "AWSServiceRoleForAutoScaling"
-    )
     return [
         {
             "Sid": "AutoScalingUsesKey",
             "Effect": "Allow",
-            "Principal": {"AWS": role},
+            "Principal": {"AWS": role_arn},
             "Action": [
                 "kms:Encrypt",
                 "kms:Decrypt",
@@ -51,7 +47,7 @@ def autoscaling_ebs_statements(account_id: str, partition: str) -> list[dict[str
         {
             "Sid": "AutoScalingCreatesGrants",
             "Effect": "Allow",
-            "Principal": {"AWS": role},
+            "Principal": {"AWS": role_arn},
             "Action": "kms:CreateGrant",
             "Resource": "*",
             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
@@ -64,14 +60,18 @@ def kms_key(
     description: str,
     tags: Mapping[str, str],
     parent: pulumi.Resource,
-    allow_autoscaling: bool = False,
+    autoscaling_role_arn: pulumi.Input[str] | None = None,
     protect: bool = False,
 ) -> aws.kms.Key:
-    """A symmetric key with yearly rotation, a 30-day deletion window and an alias `alias/<name>`."""
+    """A symmetric key with yearly rotation, a 30-day deletion window and an alias `alias/<name>`.
+
+    `autoscaling_role_arn`: the Auto Scaling service-linked role's ARN output, to let Auto Scaling launch
+    instances with volumes under this key; taking the output orders the key after the role.
+    """
     identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent))
     partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=parent))
-    policy = pulumi.Output.all(identity.account_id, partition.partition).apply(
-        lambda a: _policy(a[0], a[1], autoscaling_ebs_statements(a[0], a[1]) if allow_autoscaling else [])
+    policy = pulumi.Output.all(identity.account_id, partition.partition, autoscaling_role_arn).apply(
+        lambda a: _policy(a[0], a[1], autoscaling_ebs_statements(a[2]) if a[2] is not None else [])
     )
     key = aws.kms.Key(
         name,

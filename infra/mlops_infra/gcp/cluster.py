@@ -15,16 +15,17 @@ import pulumi
 import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
+from mlops_infra.gcp.apis import CONTAINER, IAM, KMS, LOGGING, MONITORING, ProjectApis, after
 from mlops_infra.gcp.labels import account_id
 
-# Roles of the node service account: write logs and metrics, read monitoring metadata (GKE's hardening
-# guide list), and pull images from Artifact Registry. Nothing else: workloads get their own identities.
+# Project roles of the node service account: write logs and metrics, read monitoring metadata (GKE's hardening
+# guide list). Nothing else: nodes read images only from the stack's own repository (a grant on that
+# repository, artifact_registry.py), workloads get their own identities.
 NODE_SA_ROLES: tuple[str, ...] = (
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
     "roles/monitoring.viewer",
     "roles/stackdriver.resourceMetadata.writer",
-    "roles/artifactregistry.reader",
 )
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 KMS_ROTATION_PERIOD = "7776000s"  # 90 days
@@ -100,6 +101,7 @@ class GkeClusterArgs:
     )
     deletion_protection: bool = True
     labels: dict[str, str] = field(default_factory=dict)
+    apis: ProjectApis | None = None  # the stack's enabled APIs, which every resource here waits for
 
 
 class GkeCluster(pulumi.ComponentResource):
@@ -117,7 +119,7 @@ class GkeCluster(pulumi.ComponentResource):
             account_id=account_id(f"{name}-nodes"),
             display_name=f"GKE nodes of {name}",
             project=args.project,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after(args.apis, IAM)),
         )
         self.node_sa_roles = [
             gcp.projects.IAMMember(
@@ -137,7 +139,7 @@ class GkeCluster(pulumi.ComponentResource):
             name=f"{name}-gke",
             location=args.region,
             project=args.project,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=after(args.apis, KMS)),
         )
         self.secrets_key = gcp.kms.CryptoKey(
             f"{name}-secrets",
@@ -146,7 +148,7 @@ class GkeCluster(pulumi.ComponentResource):
             purpose="ENCRYPT_DECRYPT",
             rotation_period=KMS_ROTATION_PERIOD,
             labels=args.labels,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=after(args.apis, KMS)),
         )
         project = gcp.organizations.get_project_output(
             project_id=args.project, opts=pulumi.InvokeOutputOptions(parent=self)
@@ -160,7 +162,8 @@ class GkeCluster(pulumi.ComponentResource):
                     f"serviceAccount:service-{number}@container-engine-robot.iam.gserviceaccount.com"
                 )
             ),
-            opts=child,
+            # The GKE service agent exists only once the Kubernetes Engine API is enabled.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after(args.apis, KMS, CONTAINER)),
         )
 
         authorized = [
@@ -244,7 +247,13 @@ class GkeCluster(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             resource_labels=args.labels,
             opts=pulumi.ResourceOptions(
-                parent=self, protect=protect, depends_on=[self.gke_agent_key_access, *self.node_sa_roles]
+                parent=self,
+                protect=protect,
+                depends_on=[
+                    self.gke_agent_key_access,
+                    *self.node_sa_roles,
+                    *after(args.apis, CONTAINER, LOGGING, MONITORING),
+                ],
             ),
         )
         self.kubeconfig: pulumi.Output[str] = pulumi.Output.all(

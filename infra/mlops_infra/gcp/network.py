@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_gcp as gcp
 
+from mlops_infra.gcp.apis import COMPUTE, ProjectApis, after
+
 PODS_RANGE = "pods"
 SERVICES_RANGE = "services"
 
@@ -46,6 +48,7 @@ class GkeNetworkArgs:
     # NAT logs of errors only: enough to debug egress failures without paying for every connection.
     nat_log_filter: str = "ERRORS_ONLY"
     labels: dict[str, str] = field(default_factory=dict)
+    apis: ProjectApis | None = None  # the stack's enabled APIs; every resource here waits for Compute Engine
 
 
 class GkeNetwork(pulumi.ComponentResource):
@@ -53,7 +56,7 @@ class GkeNetwork(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GkeNetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:gcp:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        child = pulumi.ResourceOptions(parent=self, depends_on=after(args.apis, COMPUTE))
         self.ranges = split_cidr(args.cidr)
         self.network = gcp.compute.Network(
             f"{name}-vpc",

@@ -20,6 +20,7 @@ import pulumi_gcp as gcp
 from mlops_infra import accelerators
 from mlops_infra.config import NodeGroupConfig
 from mlops_infra.cost import catalog
+from mlops_infra.gcp.apis import CONTAINER, IMAGE_STREAMING, ProjectApis, after
 
 SPOT_LABEL = "cloud.google.com/gke-spot"
 _EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
@@ -146,6 +147,7 @@ class GkeNodePoolArgs:
     node_service_account: pulumi.Input[str]
     labels: dict[str, str] = field(default_factory=dict)
     auto_upgrade: bool = True
+    apis: ProjectApis | None = None  # the stack's enabled APIs: GKE, and the Container File System API
 
 
 class GkeNodePool(pulumi.ComponentResource):
@@ -246,7 +248,11 @@ class GkeNodePool(pulumi.ComponentResource):
                     upgrade_settings=upgrade,
                     # The autoscaler owns the node count after creation.
                     opts=pulumi.ResourceOptions(
-                        parent=self, ignore_changes=["initialNodeCount", "nodeCount"]
+                        parent=self,
+                        ignore_changes=["initialNodeCount", "nodeCount"],
+                        depends_on=after(
+                            args.apis, CONTAINER, IMAGE_STREAMING
+                        ),  # gcfs_config: image streaming
                     ),
                 )
             )

@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 
 from mlops_infra.config import StackConfig
+from mlops_infra.gcp.apis import ProjectApis, ProjectApisArgs
+from mlops_infra.gcp.artifact_registry import ArtifactRegistry, ArtifactRegistryArgs
 from mlops_infra.gcp.cluster import GkeCluster, GkeClusterArgs
 from mlops_infra.gcp.labels import gcp_labels
 from mlops_infra.gcp.network import PODS_RANGE, SERVICES_RANGE, GkeNetwork, GkeNetworkArgs
@@ -29,6 +31,10 @@ class GkePlatform(pulumi.ComponentResource):
         location = region if regional else zones[0]
         pool_zones = zones if regional else [zones[0]]
 
+        # A new project has Compute Engine, GKE, KMS, IAM, Artifact Registry... off: enable them first.
+        self.apis = ProjectApis(
+            f"{name}-apis", ProjectApisArgs(project=project), opts=pulumi.ResourceOptions(parent=self)
+        )
         self.network = GkeNetwork(
             name,
             GkeNetworkArgs(
@@ -37,6 +43,7 @@ class GkePlatform(pulumi.ComponentResource):
                 cidr=config.network.cidr,
                 flow_logs=config.flow_logs,
                 labels=labels,
+                apis=self.apis,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -60,6 +67,7 @@ class GkePlatform(pulumi.ComponentResource):
                 logging=list(config.cluster.logging),
                 deletion_protection=config.protect_stateful,
                 labels=labels,
+                apis=self.apis,
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -74,6 +82,7 @@ class GkePlatform(pulumi.ComponentResource):
                     zones=pool_zones,
                     node_service_account=self.gke.node_service_account.email,
                     labels=labels,
+                    apis=self.apis,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
@@ -81,7 +90,7 @@ class GkePlatform(pulumi.ComponentResource):
         ]
         self.workload_identity = WorkloadIdentity(
             f"{name}-wi",
-            WorkloadIdentityArgs(project=project, cluster_name=config.cluster_name),
+            WorkloadIdentityArgs(project=project, cluster_name=config.cluster_name, apis=self.apis),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.gke.cluster]),
         )
         self.outputs: dict[str, pulumi.Input[Any]] = {
@@ -90,6 +99,22 @@ class GkePlatform(pulumi.ComponentResource):
             "workloadPool": self.gke.workload_pool,
             "nodeServiceAccount": self.gke.node_service_account.email,
         }
+        # Workload images: the stack's own repository unless the stack names a registry it pushes to.
+        self.registry: ArtifactRegistry | None = None
+        if config.workloads.registry is None:
+            self.registry = ArtifactRegistry(
+                f"{name}-images",
+                ArtifactRegistryArgs(
+                    project=project,
+                    location=region,
+                    readers=[self.gke.node_service_account.member],
+                    labels=labels,
+                    protect=config.protect_stateful,
+                    apis=self.apis,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.outputs["imageRepository"] = self.registry.repository.registry_uri
         self.handle = ClusterHandle(
             name=config.cluster_name,
             cloud="gcp",
@@ -104,6 +129,8 @@ class GkePlatform(pulumi.ComponentResource):
                 zones=tuple(zones),
                 vpc_cidr=config.network.cidr,
             ),
+            prerequisites=list(self.apis.services.values()),
+            image_registry=self.registry.registry if self.registry is not None else None,
         )
         self.register_outputs(self.outputs)
 

@@ -34,6 +34,8 @@ class ArtifactBucketArgs:
     kms_key_name: pulumi.Input[str] | None = None
     protect: bool = False
     noncurrent_version_days: int = 30
+    # What the bucket waits for: the project's enabled APIs (Cloud Storage among them).
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 class ArtifactBucket(pulumi.ComponentResource):
@@ -64,7 +66,7 @@ class ArtifactBucket(pulumi.ComponentResource):
             # Prod keeps its artifacts through a mistaken destroy; other environments clean up fully.
             force_destroy=not args.protect,
             labels=args.labels,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=args.depends_on),
         )
         self.url: pulumi.Output[str] = self.bucket.name.apply(lambda n: f"gs://{n}")
         self.register_outputs({"bucket": self.bucket.name, "url": self.url})
@@ -93,6 +95,7 @@ def gcs_artifact_store(
             name=name,
             labels=gcp_labels(config.all_tags),
             protect=config.protect_stateful,
+            depends_on=list(cluster.prerequisites),
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )

@@ -24,6 +24,7 @@ from typing import Any
 import pulumi
 import pulumi_gcp as gcp
 
+from mlops_infra.gcp.apis import IAM, STORAGE, ProjectApis, after
 from mlops_infra.gcp.labels import account_id
 
 ANNOTATION = "iam.gke.io/gcp-service-account"
@@ -104,6 +105,7 @@ def _check_role(role: Any) -> None:
 class WorkloadIdentityArgs:
     project: str
     cluster_name: str
+    apis: ProjectApis | None = None  # the stack's enabled APIs (IAM for accounts, Cloud Storage for buckets)
 
 
 class WorkloadIdentity(pulumi.ComponentResource):
@@ -142,14 +144,14 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 account_id=account_id(f"{self.args.cluster_name}-{namespace}-{service_account}"),
                 display_name=f"{namespace}/{service_account} on {self.args.cluster_name}",
                 project=self.args.project,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after(self.args.apis, IAM)),
             )
             gcp.serviceaccount.IAMMember(
                 f"{base}-wi-user",
                 service_account_id=gsa.name,
                 role="roles/iam.workloadIdentityUser",
                 member=workload_identity_member(self.args.project, namespace, service_account),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after(self.args.apis, IAM)),
             )
             self.accounts[key] = gsa
         return self.accounts[key]
@@ -172,6 +174,6 @@ class WorkloadIdentity(pulumi.ComponentResource):
                     bucket=grant.bucket,
                     role=grant.role,
                     member=gsa.member,
-                    opts=pulumi.ResourceOptions(parent=self),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=after(self.args.apis, STORAGE)),
                 )
             self.grants.append(resource)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from mlops_infra.config import NodeGroupConfig
+
+if TYPE_CHECKING:
+    from mlops_infra.images import Registry
 
 # (component name, namespace, service account, IAM policy JSON or role bindings) -> ServiceAccount annotations
 WorkloadIdentityBinder = Callable[[str, str, str, pulumi.Input[str]], Mapping[str, pulumi.Input[str]]]
@@ -37,6 +41,11 @@ class ClusterHandle:
     bind_workload_identity: WorkloadIdentityBinder | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     network: NetworkFacts | None = None
+    # Cloud resources that any further cloud resource of the stack waits for (GCP: the project's enabled APIs).
+    prerequisites: list[pulumi.Resource] = field(default_factory=list)
+    # Where workload images go when the stack names no registry (GCP: the stack's Artifact Registry repository);
+    # `repository` is the prefix each workload's image name extends.
+    image_registry: Registry | None = None
 
     def opts(self, parent: pulumi.Resource, **kwargs: object) -> pulumi.ResourceOptions:
         """Options for an in-cluster child: this cluster's provider, never an ambient kubeconfig."""
