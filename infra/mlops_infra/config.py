@@ -478,7 +478,12 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.path}: got {_show(self.value)}: {self.message}"
+        return _printable(f"{self.file}: {self.path}: got {_show(self.value)}: {self.message}")
+
+
+def _printable(text: str) -> str:
+    """One line, whatever a key holds: control characters are shown escaped, never printed raw."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class ConfigError(Exception):
@@ -627,12 +632,20 @@ def parse_stack_config(raw: Mapping[str, Any], file: str) -> StackConfig:
 def _apply_environment_defaults(raw: dict[str, Any]) -> None:
     """Fill node-group capacity per environment and role before validation (explicit values win)."""
     env = raw.get("environment")
-    if env not in ENVIRONMENT_DEFAULTS or not isinstance(raw.get("nodeGroups"), list):
+    if (
+        not isinstance(env, str)
+        or env not in ENVIRONMENT_DEFAULTS
+        or not isinstance(raw.get("nodeGroups"), list)
+    ):
         return
     defaults = ENVIRONMENT_DEFAULTS[env]
     groups = []
     for group in raw["nodeGroups"]:
-        if isinstance(group, dict) and group.get("role") in ACCELERATOR_ROLES:
+        if (
+            isinstance(group, dict)
+            and isinstance(group.get("role"), str)
+            and group["role"] in ACCELERATOR_ROLES
+        ):
             group = {"capacity": defaults.accelerator_capacity, **group}
         groups.append(group)
     raw["nodeGroups"] = groups
