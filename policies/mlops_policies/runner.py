@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_policies import cost, reliability, security
+from mlops_policies import cost, reliability, security, telemetry
 from mlops_policies.model import Resource, Rule, Violation, exempt
 from mlops_policies.settings import default_config, merge, resolve
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from mlops_infra.config import StackConfig
     from mlops_infra.offline import Plan
 
-ALL_RULES: list[Rule] = [*security.RULES, *reliability.RULES, *cost.RULES]
+ALL_RULES: list[Rule] = [*security.RULES, *reliability.RULES, *cost.RULES, *telemetry.RULES]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 
 
