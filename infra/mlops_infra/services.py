@@ -116,7 +116,11 @@ def platform_services(
         _opencost(config, cluster, monitoring.stack, group)
         MonitoringRules(
             "monitoring-rules",
-            MonitoringRulesArgs(cluster=cluster, depends_on=(*ns_deps, monitoring.stack)),
+            MonitoringRulesArgs(
+                cluster=cluster,
+                depends_on=(*ns_deps, monitoring.stack),
+                exporters=accelerator_exporters(config),
+            ),
             opts=pulumi.ResourceOptions(parent=group),
         )
         endpoints |= {
@@ -135,6 +139,19 @@ def platform_services(
 
 
 OPENCOST_PRICING_SECRET = "opencost-cloud-pricing"
+
+
+def accelerator_exporters(config: StackConfig) -> frozenset[str]:
+    """Device exporters the platform runs (`AcceleratorMonitoring`): DCGM for GPU groups and neuron-monitor for
+    Neuron groups, on AWS with monitoring on. GKE reports accelerator metrics to Cloud Monitoring instead."""
+    if config.cloud != "aws" or not config.services.monitoring.enabled:
+        return frozenset()
+    roles = {g.role for g in config.node_groups}
+    return frozenset(
+        exporter
+        for role, exporter in (("gpu", "dcgm-exporter"), ("neuron", "neuron-monitor"))
+        if role in roles
+    )
 
 
 def _opencost(
