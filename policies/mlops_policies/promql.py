@@ -93,23 +93,28 @@ def _collect(node: pp.Expr, context: frozenset[str], out: list[Selector]) -> Non
     elif isinstance(node, pp.MatrixSelector):
         _collect(node.vector_selector, context, out)
     elif isinstance(node, pp.AggregateExpr):
-        mod = node.modifier
-        if mod is None:
+        agg = node.modifier
+        inner: frozenset[str]
+        if agg is None:
             inner = frozenset()
-        elif mod.type == pp.AggModifierType.By:
-            inner = _names(mod)
+        elif agg.type == pp.AggModifierType.By:
+            inner = _names(agg)
         else:
-            inner = context | _names(mod)
+            inner = context | _names(agg)
         if str(node.op) in _KEEP_INPUT_AGGS:
             inner = inner | context
         _collect(node.expr, inner, out)
         if node.param is not None:
             _collect(node.param, frozenset(), out)
     elif isinstance(node, pp.BinaryExpr):
-        mod = node.modifier
-        matching = _names(mod.matching) if mod is not None and mod.matching is not None else frozenset()
-        include = frozenset(getattr(mod, "group_labels", None) or []) if mod is not None else frozenset()
-        card = getattr(mod, "card", None)
+        binmod = node.modifier
+        matching = (
+            _names(binmod.matching) if binmod is not None and binmod.matching is not None else frozenset()
+        )
+        include = (
+            frozenset(getattr(binmod, "group_labels", None) or []) if binmod is not None else frozenset()
+        )
+        card = getattr(binmod, "card", None)
         # The result keeps the labels of the "many" side (or of the left side, one-to-one): enclosing
         # by/on labels reach that side; the other side only needs the matching and included labels.
         if card == pp.VectorMatchCardinality.OneToMany:
@@ -218,14 +223,16 @@ def output_labels(expr: pp.Expr, resolve: Resolve) -> LabelSet:
             return lhs.union(rhs)
         if op in ("and", "unless"):
             return lhs
-        mod = node.modifier
-        card = getattr(mod, "card", None)
-        include = frozenset(getattr(mod, "group_labels", None) or []) if mod is not None else frozenset()
+        binmod = node.modifier
+        card = getattr(binmod, "card", None)
+        include = (
+            frozenset(getattr(binmod, "group_labels", None) or []) if binmod is not None else frozenset()
+        )
         if card == pp.VectorMatchCardinality.ManyToOne:
             return LabelSet(lhs.known | include, lhs.open)
         if card == pp.VectorMatchCardinality.OneToMany:
             return LabelSet(rhs.known | include, rhs.open)
-        matching = mod.matching if mod is not None else None
+        matching = binmod.matching if binmod is not None else None
         if matching is not None and matching.type == pp.LabelModifierType.Include:
             return LabelSet(_names(matching))
         if matching is not None:

@@ -520,7 +520,8 @@ def alertmanager_config(kps: Resource) -> Mapping[str, Any]:
     lists replace, as Helm merges values)."""
     default = facts()["kube_prometheus_stack_alertmanager_config"]
     ours = kps.get("values", "alertmanager", "config", default={}) or {}
-    return _merge(default, ours)
+    merged: Mapping[str, Any] = _merge(default, ours)
+    return merged
 
 
 def _merge(base: Any, over: Any) -> Any:
