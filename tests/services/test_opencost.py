@@ -44,9 +44,7 @@ def test_opencost_runs_next_to_the_platform_prometheus(stack: str) -> None:
     values = _values(plan)
     internal = values["opencost"]["prometheus"]["internal"]
     # The chart builds http://<serviceName>.<namespaceName>.svc.<clusterName>:<port>: the kps Prometheus.
-    prometheus = (
-        f"http://{internal['serviceName']}.{internal['namespaceName']}.svc.cluster.local:{int(internal['port'])}"
-    )
+    prometheus = f"http://{internal['serviceName']}.{internal['namespaceName']}.svc.cluster.local:{int(internal['port'])}"
     assert internal["enabled"] is True and prometheus == plan.outputs["prometheusUrl"]
     monitor = values["opencost"]["metrics"]["serviceMonitor"]
     assert monitor["enabled"] is True and monitor["honorLabels"] is True
