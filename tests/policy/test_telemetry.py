@@ -322,3 +322,34 @@ def test_the_cost_rules_and_dashboard_read_only_opencost_metrics_or_their_own_re
 def test_facts_file_is_the_packaged_one() -> None:
     path = Path(telemetry.__file__).parent / "telemetry_facts.yaml"
     assert copy.deepcopy(telemetry.facts()) == yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("query", "labels"),
+    [
+        ("sum by (model) (x)", ({"model"}, False)),
+        ("x", (set(), True)),  # unknown metric: any label
+        ("a > on (model) b", ({"model"}, False)),  # one-to-one on(): only the matching labels survive
+        (
+            "sum by (model, pod) (a) > on (model) group_left (team) sum by (model, team) (b)",
+            ({"model", "pod", "team"}, False),
+        ),
+        ("histogram_quantile(0.9, sum by (le, model) (rate(x_bucket[5m])))", ({"model"}, False)),
+        ("sum by (a) (x) or sum by (b) (y)", ({"a", "b"}, False)),
+        ("sum without (pod) (sum by (pod, model) (x))", ({"model"}, False)),
+        ('label_replace(sum by (a) (x), "dst", "$1", "a", "(.*)")', ({"a", "dst"}, False)),
+        ("time() - max by (model) (x) > 8 * 86400", ({"model"}, False)),
+        ('absent(up{job="x"})', ({"job"}, False)),
+    ],
+)
+def test_output_labels_follow_prometheus_evaluation(query: str, labels: tuple[set[str], bool]) -> None:
+    got = promql.output_labels(promql.parse(query), lambda _: None)
+    assert (set(got.known), got.open) == labels
+
+
+def test_selectors_carry_the_labels_enclosing_aggregations_rely_on() -> None:
+    expr = promql.parse(
+        "sum by (namespace) (container_cpu_allocation * on (node) group_left () max by (node) (node_cpu_hourly_cost))"
+    )
+    used = {s.name: set(s.labels_used) for s in promql.selectors(expr)}
+    assert used == {"container_cpu_allocation": {"namespace", "node"}, "node_cpu_hourly_cost": {"node"}}
