@@ -294,6 +294,8 @@ class OfflineMocks(pulumi_mocks.Mocks):
             case "gcp:kms/keyRing:KeyRing":
                 location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
                 out |= {"id": f"{location}/keyRings/{inputs.get('name', rid)}"}
+            case "gcp:projects/apiKey:ApiKey":
+                out |= {"keyString": rpc.wrap_rpc_secret(f"AIza{_digest(rid, 'key', length=35)}")}
             case "gcp:kms/cryptoKey:CryptoKey":
                 out |= {"id": f"{inputs.get('keyRing')}/cryptoKeys/{inputs.get('name', rid)}"}
             case "gcp:projects/service:Service":

@@ -43,8 +43,9 @@ class Platform(pulumi.ComponentResource):
 
     def _accelerator_monitoring(self, config: StackConfig) -> None:
         """GPU/Neuron exporters need the Prometheus Operator CRDs: declared after the monitoring stack."""
-        roles = {g.role for g in config.node_groups}
-        if config.cloud != "aws" or not roles & {"gpu", "neuron"} or not self.services.depends_on:
+        from mlops_infra.services import accelerator_exporters
+
+        if not accelerator_exporters(config) or not self.services.depends_on:
             return
         from mlops_infra.k8s.accelerators import AcceleratorMonitoring, AcceleratorMonitoringArgs
 

@@ -23,6 +23,7 @@ from mlops_policies import (
     scheduling,
     scraping,
     security,
+    telemetry,
 )
 from mlops_policies.model import Resource, Rule, Violation, exempt
 from mlops_policies.settings import default_config, merge, resolve
@@ -44,6 +45,7 @@ ALL_RULES: list[Rule] = [
     *charts.RULES,
     *scraping.RULES,
     *progressive_delivery.RULES,
+    *telemetry.RULES,
     *preconditions.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
