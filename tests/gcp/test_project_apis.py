@@ -33,7 +33,8 @@ def test_every_api_a_resource_calls_is_enabled_first(plan: Plan) -> None:
     """Fails on the code that enabled no API: a new project refused the network, the cluster, the keys..."""
     assert findings(plan, "gcp-apis-enabled") == []
     services = {s.inputs["service"]: s for s in plan.of_type(SERVICE)}
-    assert set(services) == set(REQUIRED_APIS)
+    # The project's APIs, plus the two OpenCost's pricing key needs (gcp/pricing.py).
+    assert set(services) == {*REQUIRED_APIS, "cloudbilling.googleapis.com", "apikeys.googleapis.com"}
     assert {
         "compute.googleapis.com",
         "container.googleapis.com",

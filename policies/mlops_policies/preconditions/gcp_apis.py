@@ -39,6 +39,7 @@ TYPE_APIS: dict[str, tuple[str, ...]] = {
     "gcp:projects/iAMPolicy:": ("cloudresourcemanager.googleapis.com",),
     "gcp:projects/iAMCustomRole:": ("iam.googleapis.com",),
     "gcp:projects/service:": ("serviceusage.googleapis.com", "cloudresourcemanager.googleapis.com"),
+    "gcp:projects/apiKey:": ("apikeys.googleapis.com",),  # the provider's API Keys client
 }
 IMAGE_STREAMING_API = "containerfilesystem.googleapis.com"
 
