@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("plan", help="resources a stack would create, evaluated offline")
     p.add_argument("stack", metavar="STACK")
-    p.add_argument("--json", action="store_true", help="machine-readable plan (DESIGN.md shape)")
+    p.add_argument("--json", action="store_true", help="machine-readable plan (docs/cli.md)")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("render", help="write the stack's Kubernetes manifests and Helm values as YAML")
     p.add_argument("stack", metavar="STACK")

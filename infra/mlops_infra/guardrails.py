@@ -221,7 +221,7 @@ def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace, Cons
     """Register `cost`, `rightsize` and `check` on the CLI's subparsers with cli.py's handlers."""
     p = sub.add_parser("cost", help="monthly cost min / expected / max from the price catalog")
     p.add_argument("stack", metavar="STACK")
-    p.add_argument("--json", action="store_true", help="machine-readable estimate (DESIGN.md shape)")
+    p.add_argument("--json", action="store_true", help="machine-readable estimate (docs/cli.md)")
     p.add_argument("--usage", metavar="FILE", help="usage file: natGatewayGb, logsGb, bucketGb (per month)")
     p.add_argument(
         "--compare",

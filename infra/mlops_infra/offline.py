@@ -468,7 +468,7 @@ def evaluate(
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
-    """The `plan --json` object of DESIGN.md (cost and violations are added by their modules)."""
+    """The `plan --json` object of docs/cli.md (cost and violations are added by their modules)."""
     return {
         "stack": plan.stack,
         "project": PROJECT,
