@@ -13,6 +13,7 @@ from mlops_policies import (
     access,
     charts,
     cost,
+    cost_allocation,
     network_policy,
     preconditions,
     production,
@@ -47,6 +48,7 @@ ALL_RULES: list[Rule] = [
     *progressive_delivery.RULES,
     *telemetry.RULES,
     *preconditions.RULES,
+    *cost_allocation.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 
