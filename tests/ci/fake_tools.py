@@ -13,17 +13,12 @@ checks their argv against the real parser afterwards.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import importlib.machinery
-import io
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +46,7 @@ class Fail(Exception):
 
 def write_wrapper(path: Path, kind: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'#!/bin/sh\nexec "{REAL_PYTHON}" "{SCRIPT}" {kind} "$0" "$@"\n')
+    path.write_text(f'#!/bin/sh\nexec "{REAL_PYTHON}" -I -S "{SCRIPT}" {kind} "$0" "$@"\n')
     path.chmod(0o755)
 
 
@@ -135,14 +130,23 @@ def pip(venv: Path, args: list[str]) -> int:
     return 0
 
 
+def with_site_packages() -> None:
+    """The fakes start without site-packages (`-S`, fast); a synced project venv has them."""
+    import site
+
+    site.main()
+
+
 def module_found(module: str, project: bool) -> bool:
     """`python -m MODULE` finds it in the cwd, PYTHONPATH, the standard library and (in a synced project venv)
     the locked packages plus the project's own, installed editable from infra/ and policies/."""
+    import importlib.machinery
+
+    if project:
+        with_site_packages()
     roots = [os.getcwd()]
     roots += [os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    for entry in sys.path[1:]:
-        if project or entry.startswith(sys.base_prefix):
-            roots.append(entry)
+    roots += sys.path[1:]
     return importlib.machinery.PathFinder.find_spec(module.split(".")[0], roots) is not None
 
 
@@ -217,7 +221,11 @@ def mlops_infra(args: list[str]) -> int:
 
 def pulumi_tarball(version: str) -> bytes:
     """Same bytes every time, so the checksum file written for it verifies."""
-    wrapper = f'#!/bin/sh\nexec "{REAL_PYTHON}" "{SCRIPT}" pulumi "$0" "$@"\n'.encode()
+    import gzip
+    import io
+    import tarfile
+
+    wrapper = f'#!/bin/sh\nexec "{REAL_PYTHON}" -I -S "{SCRIPT}" pulumi "$0" "$@"\n'.encode()
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
         info = tarfile.TarInfo("pulumi/pulumi")
@@ -232,6 +240,8 @@ def curl(args: list[str]) -> int:
     if m := PULUMI_TARBALL.match(url):
         body = pulumi_tarball(m["v"])
     elif m := PULUMI_SUMS.match(url):
+        import hashlib
+
         digest = hashlib.sha256(pulumi_tarball(m["v"])).hexdigest()
         body = f"{digest}  pulumi-v{m['v']}-linux-x64.tar.gz\n".encode()
     else:
@@ -252,6 +262,7 @@ def _logged_in() -> None:
 
 
 def _stack_file(stack: str | None) -> dict[str, Any]:
+    with_site_packages()
     import yaml
 
     if not stack:
@@ -278,6 +289,7 @@ def _cloud_credentials(config: dict[str, Any]) -> None:
 
 def _policy_packs(args: list[str]) -> None:
     """`pulumi up/preview --policy-pack DIR [--policy-pack-config FILE]`: what the CLI needs before it runs."""
+    with_site_packages()
     import yaml
 
     packs, configs = options(args, "--policy-pack"), options(args, "--policy-pack-config")
@@ -309,7 +321,9 @@ def pulumi(args: list[str]) -> int:
         if not project.is_file():
             raise Fail("error: no Pulumi.yaml project file found", 255)
         config = _stack_file(option(args, "--stack") or option(args, "-s")).get("config", {})
-        runtime = json.dumps(__import__("yaml").safe_load(project.read_text()).get("runtime"))
+        import yaml
+
+        runtime = json.dumps(yaml.safe_load(project.read_text()).get("runtime"))
         if '"toolchain": "uv"' in runtime and not on_path("uv"):
             raise Fail("Could not find `uv` executable.\nInstall uv and make sure is is in your PATH.", 255)
         _policy_packs(args)
