@@ -293,16 +293,22 @@ class Runner:
         git("checkout", "--quiet", self.commit, cwd=workspace)
         if self.worktree:
             self._overlay(workspace)
-        if not full_history:
-            refs = subprocess.run(
-                ["git", "for-each-ref", "--format=%(refname)", "refs/remotes"],
-                cwd=workspace,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            for ref in refs:
-                git("update-ref", "-d", ref, cwd=workspace)
+        # The checkout is a detached commit; only `fetch-depth: 0` also fetches the remote's branches.
+        refs = subprocess.run(
+            [
+                "git",
+                "for-each-ref",
+                "--format=%(refname)",
+                "refs/heads",
+                *([] if full_history else ["refs/remotes"]),
+            ],
+            cwd=workspace,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        for ref in refs:
+            git("update-ref", "-d", ref, cwd=workspace)
 
     def _overlay(self, workspace: Path) -> None:
         def listed(*args: str) -> list[str]:
