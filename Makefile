@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
 .PHONY: setup tools plan up test lint typecheck unit checkov pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
-	check check-all policy-config model-promote model-rollback
+        check check-all policy-config model-promote model-rollback
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -77,7 +77,7 @@ check-all: setup
 policy-config: setup
 	$(BIN)/mlops-infra policy-config
 
-# Model promotion (.github/workflows/promote-model.yml) against $$MLFLOW_TRACKING_URI. The retraining job is not
+# Model promotion (.github/workflows/promote-model.yml) against $MLFLOW_TRACKING_URI. The retraining job is not
 # part of the installed package: its directory goes on PYTHONPATH, as the tests and its image do.
 RETRAIN_JOB := PYTHONPATH="$(CURDIR)/workloads/retraining" $(BIN)/python -m retrain_job
 

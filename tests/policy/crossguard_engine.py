@@ -10,7 +10,9 @@ the CLI refuses the file. The result reaches the pack through the analyzer's `Co
 
 Pack side: pulumi-policy's `_PolicyAnalyzerServicer`, the object `policies/__main__.py` serves over gRPC, is
 called directly with the protobuf requests the engine sends (`Configure`, `Analyze` per resource,
-`AnalyzeStack`), so config delivery, enforcement and property decoding are the library's, not ours.
+`AnalyzeStack`), so config delivery, enforcement and property decoding are the library's, not ours. It is a
+private class of pulumi-policy (1.21.0 in uv.lock): an upgrade may need this adapter adjusted. The resources
+are the plan's custom resources, the set `check` sees, so the comparison isolates how the config travels.
 """
 
 from __future__ import annotations
