@@ -60,9 +60,22 @@ def _parse(text: str) -> dict[str, Any]:
     return doc
 
 
+def _workflow_files() -> list[str]:
+    if WORKTREE:
+        return sorted(p.name for p in (ROOT / ".github" / "workflows").glob("*.yml"))
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", HEAD, ".github/workflows/"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    return sorted(Path(line).name for line in listing.stdout.splitlines() if line.endswith(".yml"))
+
+
 def _jobs() -> Iterator[Any]:
-    for path in sorted((ROOT / ".github" / "workflows").glob("*.yml")):
-        for name, job in _workflow(path.name)["jobs"].items():
+    for file in _workflow_files():
+        path = Path(file)
+        for name, job in _workflow(file)["jobs"].items():
             matrix = (job.get("strategy") or {}).get("matrix") or {}
             keys = sorted(matrix)
             for values in product(*(matrix[k] for k in keys)) if keys else [()]:
