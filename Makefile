@@ -10,7 +10,8 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit checkov pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift
+.PHONY: setup tools plan up test lint typecheck unit checkov pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
+        check check-all policy-config model-promote model-rollback
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,8 +29,15 @@ tools:
 plan: setup
 	$(BIN)/mlops-infra plan $(STACK)
 
+# `pulumi` runs the program with the uv toolchain (Pulumi.yaml: it looks `uv` up on PATH) and the policy pack
+# with .venv's python: both directories go on PATH.
+PULUMI_PATH := $(CURDIR)/$(BIN):$(CURDIR)/$(TOOLS)/bin:$$PATH
+# The pack's settings for this stack, generated from its stack file (`make policy-config`): the same config
+# `mlops-infra check` applies, so the real pack and `check` reach the same verdict.
+POLICY_CONFIG := policies/config/$(STACK).json
+
 up: setup
-	pulumi up --stack $(STACK)
+	PATH="$(PULUMI_PATH)" pulumi up --stack $(STACK)
 
 # CI's deploy path (.github/workflows): a pinned, checksum-verified Pulumi CLI, non-interactive runs.
 PULUMI_VERSION := 3.272.0
@@ -45,15 +53,39 @@ $(PULUMI):
 pulumi-cli: $(PULUMI)
 
 preview: setup $(PULUMI)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(PULUMI) preview --stack $(STACK) --policy-pack policies --diff --non-interactive
+	$(BIN)/mlops-infra policy-config $(STACK) --check
+	PATH="$(PULUMI_PATH)" $(PULUMI) preview --stack $(STACK) --policy-pack policies --policy-pack-config $(POLICY_CONFIG) --diff --non-interactive
 
 deploy: setup $(PULUMI)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(PULUMI) up --stack $(STACK) --policy-pack policies --yes --non-interactive
+	$(BIN)/mlops-infra policy-config $(STACK) --check
+	PATH="$(PULUMI_PATH)" $(PULUMI) up --stack $(STACK) --policy-pack policies --policy-pack-config $(POLICY_CONFIG) --yes --non-interactive
 
 smoke: setup $(PULUMI)
 	aws eks update-kubeconfig --name "$$($(PULUMI) stack output clusterName --stack $(STACK))" --kubeconfig $(TOOLS)/kubeconfig-$(STACK)
 	KUBECONFIG=$(TOOLS)/kubeconfig-$(STACK) kubectl wait --for=condition=Ready nodes --all --timeout=300s
 	KUBECONFIG=$(TOOLS)/kubeconfig-$(STACK) kubectl -n serving wait --for=condition=Ready pod -l app.kubernetes.io/name=model-server --timeout=600s
+
+# The policy pack offline (no cloud, no Pulumi CLI): `check` on $(STACK), `check-all` on every stack plus the
+# freshness of every policies/config/<stack>.json; `policy-config` regenerates those files.
+check: setup
+	$(BIN)/mlops-infra check $(STACK)
+
+check-all: setup
+	$(BIN)/mlops-infra check
+	$(BIN)/mlops-infra policy-config --check
+
+policy-config: setup
+	$(BIN)/mlops-infra policy-config
+
+# Model promotion (.github/workflows/promote-model.yml) against $MLFLOW_TRACKING_URI. The retraining job is not
+# part of the installed package: its directory goes on PYTHONPATH, as the tests and its image do.
+RETRAIN_JOB := PYTHONPATH="$(CURDIR)/workloads/retraining" $(BIN)/python -m retrain_job
+
+model-promote: setup
+	$(RETRAIN_JOB) run
+
+model-rollback: setup
+	$(RETRAIN_JOB) rollback
 
 lint: setup
 	$(BIN)/ruff check infra tests policies workloads monitoring examples

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from mlops_infra import guardrails
+from mlops_infra import guardrails, policy_files
 from mlops_infra.config import ConfigError, Problem, StackConfig, load_stack, override_warnings
 from mlops_infra.offline import Plan, evaluate, plan_json, resolve_stack_file
 
@@ -131,6 +131,10 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
     return guardrails.cmd_check(args, out, lambda stacks: _stack_files(stacks, default_all=True), _evaluate)
 
 
+def cmd_policy_config(args: argparse.Namespace, out: Console) -> int:
+    return policy_files.cmd_policy_config(args, out, lambda stacks: _stack_files(stacks, default_all=True))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-infra", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR")
     p.set_defaults(func=cmd_render)
     guardrails.add_parsers(sub, {"cost": cmd_cost, "rightsize": cmd_rightsize, "check": cmd_check})
+    policy_files.add_parser(sub, cmd_policy_config)
     return parser
 
 

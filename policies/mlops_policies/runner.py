@@ -79,8 +79,8 @@ def resources_from_plan(plan: Plan) -> list[Resource]:
 
 
 def stack_policy_config(config: StackConfig) -> dict[str, Any]:
-    """The policy config for one stack: environment defaults + budget + schedules (what
-    `--policy-pack-config` should hold when the real engine runs the pack)."""
+    """The policy config for one stack: environment defaults + budget + schedules. `check` uses it, and
+    `mlops-infra policy-config` writes it to the `--policy-pack-config` file the real engine gets."""
     result = default_config(config.environment)
     budget: dict[str, Any] = {}
     if config.budget is not None:

@@ -1,6 +1,7 @@
 """The GitHub Actions workflows: schema-valid, zizmor-clean, least privilege, SHA-pinned, one update per stack
 at a time, and every `run:` step calls something this repository defines and tests (a Makefile target,
-an `mlops-infra` or `python -m retrain_job` command line the real parsers accept) instead of ad-hoc shell."""
+an `mlops-infra` or `python -m retrain_job` command line the real parsers accept) instead of ad-hoc shell.
+That the steps also work in their order is test_workflow_order.py's job."""
 
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
 BIN = Path(sys.executable).parent
 
-# Targets the workflows call that the lead adds to the Makefile (their exact text is in docs/ci.md).
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 SHELL_OPERATORS = ("&&", "||", ";", "|", "`", "$(")
 
@@ -111,7 +111,8 @@ def _runs(job: dict[str, Any]) -> list[str]:
 
 def _is_deploy_job(job: dict[str, Any]) -> bool:
     return "environment" in job or any(
-        re.search(r"make deploy|retrain_job (run|rollback)", run) for run in _runs(job)
+        re.search(r"make (deploy|model-promote|model-rollback)|retrain_job (run|rollback)", run)
+        for run in _runs(job)
     )
 
 
@@ -200,3 +201,32 @@ def test_every_run_step_calls_a_defined_target_or_a_real_command_line() -> None:
                 else:
                     pytest.fail(f"run step outside the Makefile/CLIs: {where}")
     assert seen >= 20
+
+
+def test_a_step_uses_the_virtualenv_only_after_a_step_that_creates_it() -> None:
+    """Cheap static companion of test_workflow_order.py: `.venv/...` only after `make setup` (or a target that
+    bootstraps it); the old deploy.yml called `.venv/bin/mlops-infra` after only `make pulumi-cli`."""
+    bootstraps = re.compile(
+        r"^make (setup|check|check-all|test|deploy|preview|smoke|policy-config|model-\w+)\b"
+    )
+    for file, name, job in _jobs():
+        ready = False
+        for run in _runs(job):
+            for cmd in _commands(run):
+                if cmd[0].startswith(".venv/"):
+                    assert ready, f"{file}:{name}: {' '.join(cmd)} runs before any step creates .venv"
+                ready = ready or bool(bootstraps.match(" ".join(cmd)))
+
+
+@pytest.mark.parametrize("target", ["preview", "deploy"])
+def test_pulumi_gets_the_stacks_own_policy_config(target: str) -> None:
+    """`make preview/deploy STACK=prod` refuse a stale policies/config/prod.json and pass it to the pack."""
+    proc = subprocess.run(
+        ["make", "-n", target, "STACK=prod"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = proc.stdout.splitlines()
+    freshness = lines.index(".venv/bin/mlops-infra policy-config prod --check")
+    [pulumi] = [i for i, line in enumerate(lines) if "--policy-pack policies" in line]
+    assert freshness < pulumi
+    assert "--policy-pack-config policies/config/prod.json" in lines[pulumi]
+    assert "/.venv-tools/bin:" in lines[pulumi]  # uv, which the project's uv toolchain looks up on PATH
