@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.aws.service_network import kms_key
+from mlops_infra.aws.kms import kms_key
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,9 @@ class ArtifactBucket(pulumi.ComponentResource):
         tags = {**args.tags, "Name": name}
         key_arn = args.kms_key_arn
         if key_arn is None:
-            key_arn = kms_key(name, f"S3 {name} encryption", tags, self, args.protect).arn
+            key_arn = kms_key(
+                f"{name}-key", f"S3 {name} encryption", {**tags, "Name": name}, self, protect=args.protect
+            ).arn
         child = pulumi.ResourceOptions(parent=self)
         self.bucket = aws.s3.Bucket(
             f"{name}-bucket",

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.aws.service_network import kms_key, node_only_security_group
+from mlops_infra.aws.kms import kms_key
+from mlops_infra.aws.service_network import node_only_security_group
 from mlops_infra.k8s.cluster import NetworkFacts
 
 REDIS_ENGINE_VERSION = "7.1"  # ElastiCache for Redis OSS 7.1 (parameter family redis7)
@@ -43,7 +44,13 @@ class ManagedRedis(pulumi.ComponentResource):
         tags = {**args.tags, "Name": name}
         key_arn = args.kms_key_arn
         if key_arn is None:
-            key_arn = kms_key(name, f"ElastiCache {name} at-rest encryption", tags, self, args.protect).arn
+            key_arn = kms_key(
+                f"{name}-key",
+                f"ElastiCache {name} at-rest encryption",
+                {**tags, "Name": name},
+                self,
+                protect=args.protect,
+            ).arn
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-subnets",
             name=f"{name}-subnets",

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.aws.service_network import kms_key, node_only_security_group
+from mlops_infra.aws.kms import kms_key
+from mlops_infra.aws.service_network import node_only_security_group
 from mlops_infra.k8s.cluster import NetworkFacts
 
 POSTGRES_ENGINE_VERSION = "17"  # major only: RDS picks the latest minor, auto minor upgrades keep it current
@@ -49,7 +50,11 @@ class PostgresDatabase(pulumi.ComponentResource):
         key_arn = args.kms_key_arn
         if key_arn is None:
             key_arn = kms_key(
-                name, f"RDS {name} storage and Performance Insights", tags, self, args.protect
+                f"{name}-key",
+                f"RDS {name} storage and Performance Insights",
+                tags,
+                self,
+                protect=args.protect,
             ).arn
         subnets = aws.rds.SubnetGroup(
             f"{name}-subnets",

@@ -1,4 +1,5 @@
-"""What every managed data service in the VPC needs: a KMS key and a security group open to the nodes only."""
+"""What every managed data service in the VPC needs besides its key (aws/kms.py): a security group open to the
+nodes only."""
 
 from __future__ import annotations
 
@@ -6,23 +7,6 @@ import pulumi
 import pulumi_aws as aws
 
 from mlops_infra.k8s.cluster import NetworkFacts
-
-
-def kms_key(
-    name: str, description: str, tags: dict[str, str], parent: pulumi.Resource, protect: bool
-) -> aws.kms.Key:
-    """A customer-managed key with yearly rotation and a 30-day deletion window (the maximum)."""
-    key = aws.kms.Key(
-        f"{name}-key",
-        description=description,
-        enable_key_rotation=True,
-        deletion_window_in_days=30,
-        tags={**tags, "Name": name},
-        opts=pulumi.ResourceOptions(parent=parent, protect=protect),
-    )
-    aws.kms.Alias(f"{name}-key-alias", name=f"alias/{name}", target_key_id=key.key_id,
-                  opts=pulumi.ResourceOptions(parent=parent))  # fmt: skip
-    return key
 
 
 def node_only_security_group(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 
 from mlops_infra.cost import catalog
+from mlops_infra.k8s.objects import dig
 
 if TYPE_CHECKING:
     from mlops_infra.config import BudgetConfig, StackConfig
@@ -199,14 +200,6 @@ def load_usage(path: Path) -> Usage:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def _dig(value: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
 def _int(value: Any, default: int = 0) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
@@ -292,7 +285,7 @@ def _launch_template_disk(r: PricedResource, by_urn: Mapping[str, PricedResource
         lt = by_urn.get(dep)
         if lt is not None and lt.type == "aws:ec2/launchTemplate:LaunchTemplate":
             for mapping in lt.props.get("blockDeviceMappings") or []:
-                size = _dig(mapping, "ebs", "volumeSize")
+                size = dig(mapping, "ebs", "volumeSize")
                 if isinstance(size, int | float):
                     return int(size)
     return None
@@ -342,7 +335,7 @@ def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule]) -> list
         ),
     )
     note_parts = []
-    topology = _dig(p, "placementPolicy", "tpuTopology")
+    topology = dig(p, "placementPolicy", "tpuTopology")
     if itype.accelerator_kind == "tpu" and isinstance(topology, str):
         try:
             hosts = catalog.tpu_hosts(itype.name, topology)
@@ -378,7 +371,7 @@ def _resource_items(
     items: list[CostItem | None]
     match r.type:
         case "aws:eks/cluster:Cluster":
-            extended = _dig(p, "upgradePolicy", "supportType") == "EXTENDED"
+            extended = dig(p, "upgradePolicy", "supportType") == "EXTENDED"
             items = [
                 _service_item(
                     r, "eks-control-plane-extended-support" if extended else "eks-control-plane", _one()

@@ -29,6 +29,7 @@ from mlops_infra import accelerators
 from mlops_infra.config import NodeGroupConfig
 from mlops_infra.cost import catalog
 from mlops_infra.cost.estimator import HOURS_PER_MONTH
+from mlops_infra.k8s.objects import dig, pod_spec_of, quantity
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -40,13 +41,7 @@ MIB = 2.0**20
 EVICTION_MIB = 100.0
 VPA_MARGIN = 1.15
 KUBECOST_TARGET_UTILIZATION = 0.7
-WORKLOAD_PATHS: dict[str, tuple[str, ...]] = {
-    "Deployment": ("spec", "template", "spec"),
-    "Rollout": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-}
+WORKLOAD_KINDS = ("Deployment", "Rollout", "StatefulSet", "Job", "CronJob")  # DaemonSets are node overhead
 
 # Per-node DaemonSet requests (cpu cores, memory MiB). Device plugin / DCGM / Neuron monitor figures are the
 # requests our accelerator add-ons set (k8s/accelerators.py); the others are typical upstream requests and
@@ -151,54 +146,17 @@ class Workload:
         return self.kind not in {"Job", "CronJob"}
 
 
-def parse_quantity(value: Any) -> float | None:
-    """Kubernetes quantity ("500m", "2Gi", 1) -> base units; None when unparseable."""
-    suffixes = {
-        "": 1.0,
-        "m": 1e-3,
-        "k": 1e3,
-        "M": 1e6,
-        "G": 1e9,
-        "T": 1e12,
-        "Ki": 2.0**10,
-        "Mi": MIB,
-        "Gi": GIB,
-        "Ti": 2.0**40,
-    }
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    number = text.rstrip("kKMGTPimE")
-    suffix = text[len(number) :]
-    try:
-        return float(number) * suffixes[suffix]
-    except (ValueError, KeyError):
-        return None
-
-
-def _dig(value: Any, *path: str) -> Any:
-    for part in path:
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
 def _pod_shape(spec: Mapping[str, Any]) -> tuple[PodShape, str | None]:
     cpu = mem = devices = 0.0
     device_resource: str | None = None
     for container in spec.get("containers") or []:
         res = container.get("resources") or {}
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
-        cpu += parse_quantity(merged.get("cpu", 0)) or 0.0
-        mem += (parse_quantity(merged.get("memory", 0)) or 0.0) / MIB
+        cpu += quantity(merged.get("cpu", 0)) or 0.0
+        mem += (quantity(merged.get("memory", 0)) or 0.0) / MIB
         for name in accelerators.DEVICE_RESOURCES:
             if name in merged:
-                devices += parse_quantity(merged[name]) or 0.0
+                devices += quantity(merged[name]) or 0.0
                 device_resource = name
     return PodShape(cpu, mem, devices), device_resource
 
@@ -207,13 +165,11 @@ def workloads(plan: Plan) -> list[Workload]:
     found = []
     for r in plan.k8s_objects():
         kind = r.type.rsplit(":", 1)[-1]
-        if kind not in WORKLOAD_PATHS:
-            continue
-        spec = _dig(r.inputs, *WORKLOAD_PATHS[kind])
-        if not isinstance(spec, Mapping):
+        spec = pod_spec_of(kind, r.inputs) if kind in WORKLOAD_KINDS else None
+        if spec is None:
             continue
         shape, device_resource = _pod_shape(spec)
-        replicas = int(_dig(r.inputs, "spec", "replicas") or 1) if kind not in {"Job", "CronJob"} else 1
+        replicas = int(dig(r.inputs, "spec", "replicas") or 1) if kind not in {"Job", "CronJob"} else 1
         meta = r.inputs.get("metadata") or {}
         found.append(
             Workload(
@@ -500,7 +456,7 @@ def load_workload_usage(path: Path) -> dict[str, dict[str, float]]:
                 raise WorkloadUsageError(
                     f"{path}: workloads.{key}.{name}: unknown; allowed: cpu, memory, gpu"
                 )
-            value = parse_quantity(raw)
+            value = quantity(raw)
             if value is None or value < 0:
                 raise WorkloadUsageError(f"{path}: workloads.{key}.{name}: got {raw!r}: not a quantity")
             parsed[name] = value / MIB if name == "memory" else value
