@@ -11,20 +11,19 @@ import argparse
 import json
 import os
 import sys
-from collections import Counter
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
-from mlops_infra import guardrails, policy_files
+from mlops_infra import __version__, guardrails, plan_view, policy_files
 from mlops_infra.config import ConfigError, Problem, StackConfig, load_stack, override_warnings
 from mlops_infra.offline import Plan, evaluate, plan_json, resolve_stack_file
+from mlops_infra.project import stacks_dir
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INVALID, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-STACKS_DIR = Path("stacks")
 
 
 class UsageError(Exception):
@@ -32,15 +31,19 @@ class UsageError(Exception):
 
 
 def _stack_files(stacks: Sequence[str], default_all: bool) -> list[Path]:
+    """Stack files by name (`stacks/` of the project, found upward from here) or by path."""
+    directory = stacks_dir()
     if not stacks and default_all:
-        files = sorted(STACKS_DIR.glob("Pulumi.*.yaml"))
+        files = sorted(directory.glob("Pulumi.*.yaml"))
         if not files:
-            raise UsageError(f"{STACKS_DIR}/: no Pulumi.<stack>.yaml files here; run from the project root")
+            raise UsageError(
+                f"{directory}/: no Pulumi.<stack>.yaml files; run inside a project (a Pulumi.yaml above)"
+            )
         return files
-    paths = [resolve_stack_file(s, STACKS_DIR) for s in stacks]
+    paths = [resolve_stack_file(s, directory) for s in stacks]
     for stack, path in zip(stacks, paths, strict=True):
         if not path.is_file():
-            known = ", ".join(sorted(p.name.split(".")[1] for p in STACKS_DIR.glob("Pulumi.*.yaml")))
+            known = ", ".join(sorted(p.name.split(".")[1] for p in directory.glob("Pulumi.*.yaml")))
             raise UsageError(f"{path}: stack {stack!r} not found; known stacks: {known or 'none'}")
     return paths
 
@@ -51,7 +54,17 @@ def _warn(config: StackConfig, path: Path) -> None:
 
 
 def _evaluate(path: Path) -> Plan:
-    plan = evaluate(path)
+    """Evaluate a stack; on a terminal, say so on stderr when it takes more than a second."""
+    timer = None
+    if sys.stderr.isatty():
+        timer = threading.Timer(1.0, lambda: print(f"evaluating {path} ...", file=sys.stderr, flush=True))
+        timer.daemon = True
+        timer.start()
+    try:
+        plan = evaluate(path)
+    finally:
+        if timer is not None:
+            timer.cancel()
     _warn(plan.config, path)
     return plan
 
@@ -87,15 +100,16 @@ def cmd_plan(args: argparse.Namespace, out: Console) -> int:
     if args.json:
         print(json.dumps(plan_document(plan), indent=2, sort_keys=False))
         return EXIT_OK
-    table = Table(title=f"{plan.stack}: {len(plan.resources)} resources", show_lines=False)
-    for column in ("type", "name", "parent", "protect"):
-        table.add_column(column, overflow="fold")
-    for r in plan.resources:
-        parent = r.parent.rsplit("::", 1)[-1] if r.parent else ""
-        table.add_row(r.type, r.name, parent, "yes" if r.protect else "")
-    out.print(table)
-    counts = Counter(r.type.split(":")[0] for r in plan.resources if r.custom)
-    out.print("by provider: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    config = plan.config
+    where = config.region or config.cluster.kube_context or "the current kube context"
+    out.print(f"Plan for stack {plan.stack} ({config.environment}, {config.cloud}, {where}):")
+    for line in plan_view.tree_lines(plan):
+        out.print(line)
+    out.print("")
+    out.print("Resources by type:")
+    for count, type_name in plan_view.type_counts(plan):
+        out.print(f"{count:>6}  {type_name}")
+    out.print(plan_view.summary_line(plan))
     summary = plan_document(plan)
     monthly, budget = summary["cost"]["monthly"], summary["cost"]["budget"]
     out.print(
@@ -111,10 +125,13 @@ def cmd_plan(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_render(args: argparse.Namespace, out: Console) -> int:
-    from mlops_infra.render import render
+    from mlops_infra.render import RenderTargetError, render
 
     plan = _plan(args.stack)
-    files = render(plan, Path(args.out))
+    try:
+        files = render(plan, Path(args.out))
+    except RenderTargetError as exc:
+        raise UsageError(str(exc)) from None
     out.print(f"{plan.stack}: wrote {len(files)} files to {args.out}")
     return EXIT_OK
 
@@ -137,6 +154,7 @@ def cmd_policy_config(args: argparse.Namespace, out: Console) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-infra", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"mlops-infra {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="validate stack config; exit 0 valid, 2 invalid")
     p.add_argument("stacks", nargs="*", metavar="STACK", help="stack names or Pulumi.<name>.yaml paths")

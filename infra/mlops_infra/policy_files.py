@@ -19,9 +19,9 @@ from typing import Any
 from rich.console import Console
 
 from mlops_infra.config import ConfigError, Problem, StackConfig, load_stack, stack_name
+from mlops_infra.project import project_root, shown
 
 EXIT_OK, EXIT_STALE = 0, 1
-POLICY_CONFIG_DIR = Path("policies") / "config"
 REGENERATE = "make policy-config"
 
 
@@ -32,8 +32,12 @@ def policy_config_text(config: StackConfig) -> str:
     return json.dumps(stack_policy_config(config), indent=2) + "\n"
 
 
+def policy_config_dir() -> Path:
+    return shown(project_root() / "policies" / "config")
+
+
 def config_file(stack: str) -> Path:
-    return POLICY_CONFIG_DIR / f"{stack}.json"
+    return policy_config_dir() / f"{stack}.json"
 
 
 def cmd_policy_config(
@@ -64,7 +68,7 @@ def cmd_policy_config(
     if (
         not args.stacks
     ):  # every stack: a file no stack produces would be applied to nothing (or the wrong stack)
-        for orphan in sorted(set(POLICY_CONFIG_DIR.glob("*.json")) - set(expected)):
+        for orphan in sorted(set(policy_config_dir().glob("*.json")) - set(expected)):
             stale.append(f"{orphan}: no stack {orphan.stem!r} in stacks/; delete it")
     for line in stale:
         out.print(line, markup=False, highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -42,20 +43,53 @@ def helm_values(resource: RecordedResource) -> dict[str, Any]:
     }
 
 
+MARKER = ".mlops-infra-render"
+
+
+class RenderTargetError(Exception):
+    """The output directory holds files this command did not write; nothing was changed."""
+
+
+def _previous_render(out: Path) -> set[str]:
+    """Files an earlier `render` wrote into `out` (listed in its marker); refuses a directory with others, so
+    a stale manifest is never left behind and nobody's files are overwritten."""
+    if not out.exists():
+        return set()
+    if not out.is_dir():
+        raise RenderTargetError(f"{out}: exists and is not a directory")
+    marker = out / MARKER
+    try:
+        known = set(json.loads(marker.read_text())) if marker.is_file() else set()
+    except (OSError, ValueError, TypeError):
+        known = set()
+    foreign = sorted(p.name for p in out.iterdir() if p.name != MARKER and p.name not in known)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise RenderTargetError(
+            f"{out}: holds files an earlier render did not write ({shown}); render into an empty or new "
+            "directory, or remove them"
+        )
+    return known
+
+
 def render(plan: Plan, out: Path) -> list[Path]:
-    """Write every object and Helm release of the plan under `out`; returns the files written."""
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    """Write every object and Helm release of the plan under `out`; returns the files written. Files of an
+    earlier render into the same directory that the plan no longer produces are removed."""
+    previous = _previous_render(out)
+    documents: dict[Path, dict[str, Any]] = {}
     for resource in plan.k8s_objects():
         obj = manifest(resource)
         path = out / manifest_filename(obj)
-        if path in written:
+        if path in documents:
             raise ValueError(f"two objects render to {path.name}: {resource.urn}")
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
-        written.append(path)
+        documents[path] = obj
     for resource in plan.helm_releases():
         values = helm_values(resource)
-        path = out / f"helm-{_slug(str(values['release']))}.values.yaml"
-        path.write_text(yaml.safe_dump(values, sort_keys=False))
-        written.append(path)
-    return written
+        documents[out / f"helm-{_slug(str(values['release']))}.values.yaml"] = values
+    out.mkdir(parents=True, exist_ok=True)
+    for name in previous - {p.name for p in documents}:
+        (out / name).unlink(missing_ok=True)
+    for path, doc in documents.items():
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    (out / MARKER).write_text(json.dumps(sorted(p.name for p in documents), indent=0))
+    return list(documents)
