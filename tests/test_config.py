@@ -206,3 +206,29 @@ def test_gpu_workloads_need_a_gpu_group(tmp_path: Path, workload: str) -> None:
     assert line.endswith(
         f"mlops-platform:workloads.{workload}.gpu: got true: needs a node group with role: gpu"
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("schedule", "* * * * *", "runs every 1 min; at most every 60 min"),
+        ("driftCheckSchedule", "*/2 * * * *", "runs every 2 min; at most every 5 min"),
+        ("schedule", "61 3 * * *", "'61' is outside 0-59"),
+    ],
+)
+def test_retraining_schedules_that_would_run_too_often_or_never(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    line = only(problems_for(tmp_path, **{"mlops-platform__workloads": {"retraining": {key: value}}}))
+    assert f"mlops-platform:workloads.retraining.{key}: got {value!r}" in line
+    assert message in line
+
+
+def test_a_drift_threshold_no_drift_reaches_is_refused(tmp_path: Path) -> None:
+    line = only(
+        problems_for(tmp_path, **{"mlops-platform__workloads": {"retraining": {"driftThreshold": 10}}})
+    )
+    assert (
+        "mlops-platform:workloads.retraining.driftThreshold: got 10: " in line
+        and "less than or equal to 1" in line
+    )

@@ -1,9 +1,15 @@
-"""`mlops-infra`: validate, plan and render stacks offline. Its `--json` output is a contract (DESIGN.md)."""
+"""`mlops-infra`: validate, plan and render stacks offline. Its `--json` output is a contract (docs/cli.md).
+
+Exit codes: 0 success, 1 a mandatory policy violation (`check`), 2 invalid input (stack config, arguments,
+usage or policy files), 3 an internal error (a bug: one line on stderr; MLOPS_INFRA_DEBUG=1 shows the
+traceback), 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -14,10 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from mlops_infra import guardrails
-from mlops_infra.config import ConfigError, Problem, load_stack
+from mlops_infra.config import ConfigError, Problem, StackConfig, load_stack, override_warnings
 from mlops_infra.offline import Plan, evaluate, plan_json, resolve_stack_file
 
-EXIT_OK, EXIT_VIOLATION, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_VIOLATION, EXIT_INVALID, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 STACKS_DIR = Path("stacks")
 
 
@@ -39,8 +45,19 @@ def _stack_files(stacks: Sequence[str], default_all: bool) -> list[Path]:
     return paths
 
 
+def _warn(config: StackConfig, path: Path) -> None:
+    for warning in override_warnings(config, str(path)):
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def _evaluate(path: Path) -> Plan:
+    plan = evaluate(path)
+    _warn(plan.config, path)
+    return plan
+
+
 def _plan(stack: str) -> Plan:
-    return evaluate(_stack_files([stack], default_all=False)[0])
+    return _evaluate(_stack_files([stack], default_all=False)[0])
 
 
 def cmd_validate(args: argparse.Namespace, out: Console) -> int:
@@ -54,6 +71,7 @@ def cmd_validate(args: argparse.Namespace, out: Console) -> int:
         out.print(
             f"{path}: valid ({config.environment}, {config.cloud}, {len(config.node_groups)} node groups)"
         )
+        _warn(config, path)
     if problems:
         raise ConfigError(problems)
     return EXIT_OK
@@ -88,7 +106,7 @@ def cmd_plan(args: argparse.Namespace, out: Console) -> int:
     findings = summary["violations"]
     out.print(f"policy findings: {len(findings)}" + (":" if findings else ""))
     for v in findings:
-        out.print(f"  [{v['enforcement']}] {v['policy']}: {v['message']}", markup=False, highlight=False)
+        out.print(f"  [{v['enforcement']}] {v['policy']}: {v['message']}")
     return EXIT_OK
 
 
@@ -110,7 +128,7 @@ def cmd_rightsize(args: argparse.Namespace, out: Console) -> int:
 
 
 def cmd_check(args: argparse.Namespace, out: Console) -> int:
-    return guardrails.cmd_check(args, out, lambda stacks: _stack_files(stacks, default_all=True), evaluate)
+    return guardrails.cmd_check(args, out, lambda stacks: _stack_files(stacks, default_all=True), _evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -121,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("plan", help="resources a stack would create, evaluated offline")
     p.add_argument("stack", metavar="STACK")
-    p.add_argument("--json", action="store_true", help="machine-readable plan (DESIGN.md shape)")
+    p.add_argument("--json", action="store_true", help="machine-readable plan (docs/cli.md)")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("render", help="write the stack's Kubernetes manifests and Helm values as YAML")
     p.add_argument("stack", metavar="STACK")
@@ -131,19 +149,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def console(stderr: bool = False) -> Console:
+    """Text is printed as it is: no markup (`[bold]`), no emoji codes (`:cloud:`), no highlighting. Keys,
+    names and messages come from users and must reach them verbatim."""
+    return Console(stderr=stderr, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Console(stderr=False, soft_wrap=True)
-    err = Console(stderr=True, soft_wrap=True)
+    out, err = console(), console(stderr=True)
     try:
         code: int = args.func(args, out)
     except ConfigError as exc:
         for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False)
+            err.print(str(problem))
         return EXIT_INVALID
     except (UsageError, guardrails.GuardrailInputError) as exc:
-        err.print(str(exc), markup=False, highlight=False)
+        err.print(str(exc))
         return EXIT_INVALID
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not a finding: its own exit code, one line unless debugging
+        if os.environ.get("MLOPS_INFRA_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc}".splitlines()[0][:500])
+        err.print(
+            "this is a bug in mlops-infra; rerun with MLOPS_INFRA_DEBUG=1 for the traceback and report it"
+        )
+        return EXIT_INTERNAL
     return code
 
 

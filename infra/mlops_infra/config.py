@@ -7,6 +7,8 @@ value and what is allowed.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import difflib
 import ipaddress
 import json
@@ -17,11 +19,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 from mlops_infra.accelerators import AWS_GPU_MODEL_LABEL
 from mlops_infra.cost import catalog
+from mlops_infra.cron import CronError, min_interval_minutes
 from mlops_infra.k8s import canary_traffic
 
 PROJECT = "mlops-platform"
@@ -337,7 +340,8 @@ class ServingConfig(Model):
 
 class RetrainingConfig(Model):
     schedule: str = "0 3 * * 1"
-    drift_threshold: float = Field(default=0.25, gt=0, le=10)
+    # PSI: 0.1 moderate, 0.25 major drift; above 1 the distributions barely overlap and real drift never gets there.
+    drift_threshold: float = Field(default=0.25, gt=0, le=1)
     drift_check_schedule: str = "*/30 * * * *"
     min_new_labelled_rows: int = Field(default=50000, ge=1)
     gpu: bool = False
@@ -347,9 +351,16 @@ class RetrainingConfig(Model):
 
     @field_validator("schedule", "drift_check_schedule")
     @classmethod
-    def _cron(cls, v: str) -> str:
+    def _cron(cls, v: str, info: ValidationInfo) -> str:
         if not _CRON_RE.match(v.strip()):
             raise ValueError('must be a cron expression with five fields, e.g. "0 3 * * 1"')
+        try:
+            every = min_interval_minutes(v)
+        except CronError as exc:
+            raise ValueError(str(exc)) from None
+        floor = 60 if info.field_name == "schedule" else 5
+        if every < floor:
+            raise ValueError(f'runs every {every} min; at most every {floor} min (e.g. "0 3 * * 1")')
         return v
 
 
@@ -477,7 +488,12 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.path}: got {_show(self.value)}: {self.message}"
+        return _printable(f"{self.file}: {self.path}: got {_show(self.value)}: {self.message}")
+
+
+def _printable(text: str) -> str:
+    """One line, whatever a key holds: control characters are shown escaped, never printed raw."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 class ConfigError(Exception):
@@ -601,37 +617,134 @@ def _pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
     return problems
 
 
-def parse_stack_config(raw: Mapping[str, Any], file: str) -> StackConfig:
-    """Validate a raw config dict completely, raising ConfigError with every problem found."""
+def parse_stack_config(raw: Mapping[str, Any], file: str, stack: str | None = None) -> StackConfig:
+    """Validate a raw config dict completely, raising ConfigError with every problem found in one pass:
+    schema problems, and the cross-field rules over everything the schema problems leave checkable."""
     raw = dict(raw)
     problems: list[Problem] = []
-    for key, value in raw.items():
+    for key, value in list(raw.items()):
         if isinstance(value, Mapping) and "secure" in value:
             problems.append(
                 Problem(file, f"{PROJECT}:{key}", value, "this key holds no secrets; remove `secure`")
             )
-    if problems:
-        raise ConfigError(problems)
+            del raw[key]
+    problems += _stack_name_problems(raw, file, stack)
     _apply_environment_defaults(raw)
     try:
-        config = StackConfig.model_validate(raw)
+        config: StackConfig | None = StackConfig.model_validate(raw)
+        kept: list[int] | None = None
     except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc, file)) from None
-    problems = cross_field_problems(config, raw, file)
+        schema = _pydantic_problems(exc, file)
+        problems += schema
+        config, kept, checked = _checkable_part(raw, exc)
+        raw = checked
+    if config is not None:
+        reported = [p.path for p in problems]
+        for problem in cross_field_problems(config, raw, file):
+            problem = _original_group_index(problem, kept)
+            if not any(problem.path.startswith(path) or path.startswith(problem.path) for path in reported):
+                problems.append(problem)
     if problems:
         raise ConfigError(problems)
+    assert config is not None
     return config
+
+
+def _stack_name_problems(raw: Mapping[str, Any], file: str, stack: str | None) -> list[Problem]:
+    """A stack named after an environment (`prod`, `prod-gcp`) must declare that environment: a `prod` stack
+    that says `environment: dev` would switch every prod guardrail off."""
+    if not stack:
+        return []
+    named = stack.split("-", 1)[0]
+    declared = raw.get("environment")
+    if named in ENVIRONMENT_DEFAULTS and isinstance(declared, str) and declared != named:
+        return [
+            Problem(
+                file,
+                f"{PROJECT}:environment",
+                declared,
+                f"the stack is named {stack!r}, so it must declare environment: {named} (its guardrails follow the "
+                "environment); rename the stack or fix the environment",
+            )
+        ]
+    return []
+
+
+def _checkable_part(
+    raw: Mapping[str, Any], error: ValidationError
+) -> tuple[StackConfig | None, list[int] | None, dict[str, Any]]:
+    """The config with every invalid part taken out, so the cross-field rules can still check the rest.
+
+    A node group with any problem is dropped whole (`kept` maps the remaining groups to their original
+    indices); any other invalid key is removed so its default applies. Without a valid environment or cloud
+    nothing else can be checked."""
+    trimmed: dict[str, Any] = copy.deepcopy(dict(raw))
+    groups = trimmed.get("nodeGroups")
+    kept: list[int] | None = list(range(len(groups))) if isinstance(groups, list) else None
+    for _ in range(10):
+        dropped: set[int] = set()
+        for err in error.errors():
+            loc = [
+                p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal[")))
+            ]
+            if not loc or loc[0] in ("environment", "cloud"):
+                return None, None, trimmed
+            if loc[0] == "nodeGroups" and len(loc) > 1 and isinstance(loc[1], int) and kept is not None:
+                dropped.add(loc[1])
+                continue
+            _remove(trimmed, loc[:-1] if err["type"] == "missing" else loc)
+        if dropped and isinstance(trimmed.get("nodeGroups"), list) and kept is not None:
+            trimmed["nodeGroups"] = [g for i, g in enumerate(trimmed["nodeGroups"]) if i not in dropped]
+            kept = [k for i, k in enumerate(kept) if i not in dropped]
+        try:
+            return StackConfig.model_validate(trimmed), kept, trimmed
+        except ValidationError as exc:
+            error = exc
+    return None, None, trimmed
+
+
+def _remove(doc: dict[str, Any], loc: list[Any]) -> None:
+    """Delete the key at `loc`, or the key holding the list `loc` walks into."""
+    target: Any = doc
+    for i, part in enumerate(loc):
+        if isinstance(part, int) or not isinstance(target, dict) or part not in target:
+            if i > 0:
+                _remove(doc, loc[:i])
+            return
+        if i == len(loc) - 1:
+            del target[part]
+            return
+        target = target[part]
+
+
+def _original_group_index(problem: Problem, kept: list[int] | None) -> Problem:
+    """Cross-field problems of the trimmed config name node groups by their index in the stack file."""
+    prefix = f"{PROJECT}:nodeGroups["
+    if kept is None or not problem.path.startswith(prefix):
+        return problem
+    index, _, rest = problem.path[len(prefix) :].partition("]")
+    if not index.isdigit() or int(index) >= len(kept):
+        return problem
+    return dataclasses.replace(problem, path=f"{prefix}{kept[int(index)]}]{rest}")
 
 
 def _apply_environment_defaults(raw: dict[str, Any]) -> None:
     """Fill node-group capacity per environment and role before validation (explicit values win)."""
     env = raw.get("environment")
-    if env not in ENVIRONMENT_DEFAULTS or not isinstance(raw.get("nodeGroups"), list):
+    if (
+        not isinstance(env, str)
+        or env not in ENVIRONMENT_DEFAULTS
+        or not isinstance(raw.get("nodeGroups"), list)
+    ):
         return
     defaults = ENVIRONMENT_DEFAULTS[env]
     groups = []
     for group in raw["nodeGroups"]:
-        if isinstance(group, dict) and group.get("role") in ACCELERATOR_ROLES:
+        if (
+            isinstance(group, dict)
+            and isinstance(group.get("role"), str)
+            and group["role"] in ACCELERATOR_ROLES
+        ):
             group = {"capacity": defaults.accelerator_capacity, **group}
         groups.append(group)
     raw["nodeGroups"] = groups
@@ -754,8 +867,8 @@ def _canary_weight_problems(weights: list[int] | None, replicas: int) -> list[tu
 
 
 def _services_problems(config: StackConfig, file: str) -> list[Problem]:
-    """Rules for Redis / MLflow that span keys: managed services need a cloud that implements them, failover
-    needs a replica, each cloud its own database size key."""
+    """Rules for Redis / MLflow that span keys: managed services need a cloud that implements them (and a
+    tier it accepts), failover needs a replica."""
     problems: list[Problem] = []
 
     def add(path: str, value: Any, message: str) -> None:
@@ -771,16 +884,6 @@ def _services_problems(config: StackConfig, file: str) -> list[Problem]:
                     mode,
                     f"managed is implemented for {', '.join(sorted(clouds))} only; allowed on {config.cloud}: in-cluster",
                 )
-    for key, field_name, owner in (
-        ("databaseInstanceClass", "database_instance_class", "aws"),
-        ("databaseTier", "database_tier", "gcp"),
-    ):
-        if field_name in mlflow.model_fields_set and config.cloud != owner:
-            add(
-                f"services.mlflow.{key}",
-                getattr(mlflow, field_name),
-                f"only {owner} stacks use it (aws: databaseInstanceClass, gcp: databaseTier)",
-            )
     if config.cloud == "gcp" and config.mlflow_database == "managed":
         try:
             catalog.cloud_sql_tier(mlflow.database_tier)
@@ -944,12 +1047,59 @@ def load_stack(path: Path) -> StackConfig:
     if problems and not raw:
         raise ConfigError(problems)
     try:
-        config = parse_stack_config(raw, str(path))
+        config = parse_stack_config(raw, str(path), stack_name(path))
     except ConfigError as exc:
         problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
     return config
+
+
+# Keys a cloud ignores: (cloud that uses them, key path, model holding the field, field name).
+_CLOUD_ONLY_KEYS: tuple[tuple[str, str, str, str], ...] = (
+    ("aws", "cluster.adminRoleArns", "cluster", "admin_role_arns"),
+    ("aws", "cluster.podIdentityAgent", "cluster", "pod_identity_agent"),
+    ("aws", "network.natGateways", "network", "nat_gateways"),
+    ("gcp", "cluster.releaseChannel", "cluster", "release_channel"),
+    ("local", "cluster.kubeContext", "cluster", "kube_context"),
+    ("aws", "services.mlflow.databaseInstanceClass", "mlflow", "database_instance_class"),
+    ("gcp", "services.mlflow.databaseTier", "mlflow", "database_tier"),
+)
+
+
+def override_warnings(config: StackConfig, file: str) -> list[Problem]:
+    """Settings the stack sets that the platform does not honour as written: a warning names each key, so a
+    silent override never passes for what the user asked."""
+    found: list[Problem] = []
+
+    def warn(path: str, value: Any, message: str) -> None:
+        found.append(Problem(file, f"{PROJECT}:{path}", value, message))
+
+    endpoint = config.cluster.endpoint
+    if endpoint.private is False and not endpoint.public_cidrs and config.cloud != "local":
+        warn("cluster.endpoint.private", False, "no publicCidrs are listed, so the API endpoint stays private; "
+             "list the office/VPN CIDRs to open it")  # fmt: skip
+    sections = {"cluster": config.cluster, "network": config.network, "mlflow": config.services.mlflow}
+    for cloud, path, section, field_name in _CLOUD_ONLY_KEYS:
+        if config.cloud != cloud and field_name in sections[section].model_fields_set:
+            warn(
+                path,
+                getattr(sections[section], field_name),
+                f"only used on {cloud} stacks; ignored on {config.cloud}",
+            )
+    if config.cloud != "aws":
+        for name in sorted(config.autoscaler.model_fields_set):
+            alias = to_camel(name)
+            warn(f"autoscaler.{alias}", getattr(config.autoscaler, name),
+                 "configures the cluster-autoscaler the platform installs on EKS; "
+                 + ("GKE's own autoscaler ignores it" if config.cloud == "gcp" else "a local cluster has none"))  # fmt: skip
+    if config.cloud == "local" and config.network.model_fields_set:
+        warn(
+            "network",
+            config.network.model_dump(by_alias=True, exclude_unset=True),
+            "a local cluster has no VPC; ignored",
+        )
+    return found
 
 
 def stack_name(path: Path) -> str:

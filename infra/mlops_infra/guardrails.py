@@ -180,7 +180,12 @@ def cmd_check(
         raise GuardrailInputError(str(exc)) from None
     problems: list[Problem] = []
     results: dict[str, list[Any]] = {}
-    for path in stack_files(args.stacks):
+    saved = [s for s in args.stacks if s.endswith(".json")]
+    for name in saved:
+        label, found = _check_saved_plan(Path(name), overrides)
+        results[label] = found
+    stacks = [s for s in args.stacks if not s.endswith(".json")]
+    for path in stack_files(stacks) if stacks or not saved else []:
         try:
             plan = evaluate(path)
         except ConfigError as exc:
@@ -217,11 +222,30 @@ def cmd_check(
     return EXIT_VIOLATION if any(blocked.values()) else EXIT_OK
 
 
+def _check_saved_plan(path: Path, overrides: Any) -> tuple[str, list[Any]]:
+    """`check PLAN.json`: the pack over a saved `plan --json` object, e.g. one edited to try a change."""
+    runner = policies_runner()
+    from mlops_policies.settings import PolicyConfigError
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GuardrailInputError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise GuardrailInputError(f"{path}: expected the object `mlops-infra plan STACK --json` prints")
+    try:
+        return f"{doc.get('stack', path.stem)} ({path.name})", runner.check_document(
+            doc, str(path), overrides
+        )
+    except (runner.PlanDocumentError, PolicyConfigError) as exc:
+        raise GuardrailInputError(str(exc)) from None
+
+
 def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace, Console], int]]) -> None:
     """Register `cost`, `rightsize` and `check` on the CLI's subparsers with cli.py's handlers."""
     p = sub.add_parser("cost", help="monthly cost min / expected / max from the price catalog")
     p.add_argument("stack", metavar="STACK")
-    p.add_argument("--json", action="store_true", help="machine-readable estimate (DESIGN.md shape)")
+    p.add_argument("--json", action="store_true", help="machine-readable estimate (docs/cli.md)")
     p.add_argument("--usage", metavar="FILE", help="usage file: natGatewayGb, logsGb, bucketGb (per month)")
     p.add_argument(
         "--compare",
@@ -241,7 +265,12 @@ def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace, Cons
     p.add_argument("--usage", metavar="FILE", help="observed p95 cpu/memory/gpu per workload")
     p.set_defaults(func=handlers["rightsize"])
     p = sub.add_parser("check", help="policy pack on each stack; exit 1 on a mandatory violation")
-    p.add_argument("stacks", nargs="*", metavar="STACK", help="stack names or paths (default: every stack)")
+    p.add_argument(
+        "stacks",
+        nargs="*",
+        metavar="STACK",
+        help="stack names, stack file paths or saved `plan --json` files (default: every stack)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--policy-config",

@@ -30,6 +30,7 @@ from mlops_infra.config import PROJECT, StackConfig, load_stack, stack_name
 
 ACCOUNT_ID = "123456789012"
 SECRET = "[secret]"
+_ABSENT = object()
 UNKNOWN = "[unknown]"
 
 
@@ -47,8 +48,8 @@ class RecordedResource:
     inputs: dict[str, Any]
     ignore_changes: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()
-    # What the engine would hold after the step (the mock's answer, masked): computed ARNs, URLs, ids. Kept
-    # out of `plan --json`, whose shape is a contract; policy rules read it to know what the plan declares.
+    # What the engine would hold after the step (the mock's answer, masked): computed ARNs, URLs, ids. Policy
+    # rules read it to know what the plan declares; `plan --json` carries the part that is not an input.
     outputs: dict[str, Any] = field(default_factory=dict)
     import_id: str | None = None  # the `import_` option: adopt this existing resource instead of creating it
     retain_on_delete: bool = False
@@ -62,6 +63,8 @@ class RecordedResource:
             "custom": self.custom,
             "protect": self.protect,
             "inputs": self.inputs,
+            "dependencies": list(self.depends_on),
+            "outputs": {k: v for k, v in self.outputs.items() if self.inputs.get(k, _ABSENT) != v},
         }
 
 
@@ -296,6 +299,8 @@ class OfflineMocks(pulumi_mocks.Mocks):
             case "gcp:kms/keyRing:KeyRing":
                 location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
                 out |= {"id": f"{location}/keyRings/{inputs.get('name', rid)}"}
+            case "gcp:projects/apiKey:ApiKey":
+                out |= {"keyString": rpc.wrap_rpc_secret(f"AIza{_digest(rid, 'key', length=35)}")}
             case "gcp:kms/cryptoKey:CryptoKey":
                 out |= {"id": f"{inputs.get('keyRing')}/cryptoKeys/{inputs.get('name', rid)}"}
             case "gcp:projects/service:Service":
@@ -529,10 +534,11 @@ def evaluate(
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
-    """The `plan --json` object of DESIGN.md (cost and violations are added by their modules)."""
+    """The `plan --json` object of docs/cli.md (cost and violations are added by their modules)."""
     return {
         "stack": plan.stack,
         "project": PROJECT,
+        "environment": plan.config.environment,
         "resources": [r.to_json() for r in plan.resources],
         "outputs": plan.outputs,
     }

@@ -8,7 +8,14 @@ from typing import Any
 
 import pulumi
 
-from mlops_infra.config import PROJECT, ConfigError, StackConfig, parse_stack_config, raw_from_pulumi_config
+from mlops_infra.config import (
+    PROJECT,
+    ConfigError,
+    StackConfig,
+    override_warnings,
+    parse_stack_config,
+    raw_from_pulumi_config,
+)
 from mlops_infra.k8s.cluster import ClusterHandle
 from mlops_infra.k8s.namespaces import Namespaces, NamespacesArgs
 
@@ -43,8 +50,9 @@ class Platform(pulumi.ComponentResource):
 
     def _accelerator_monitoring(self, config: StackConfig) -> None:
         """GPU/Neuron exporters need the Prometheus Operator CRDs: declared after the monitoring stack."""
-        roles = {g.role for g in config.node_groups}
-        if config.cloud != "aws" or not roles & {"gpu", "neuron"} or not self.services.depends_on:
+        from mlops_infra.services import accelerator_exporters
+
+        if not accelerator_exporters(config) or not self.services.depends_on:
             return
         from mlops_infra.k8s.accelerators import AcceleratorMonitoring, AcceleratorMonitoringArgs
 
@@ -95,7 +103,7 @@ def config_from_pulumi() -> StackConfig:
     raw, problems = raw_from_pulumi_config(entries, file)
     if problems:
         raise ConfigError(problems)
-    return parse_stack_config(raw, file)
+    return parse_stack_config(raw, file, stack)
 
 
 def _json_or_text(value: str) -> Any:
@@ -113,6 +121,8 @@ def program() -> Mapping[str, pulumi.Input[Any]]:
         for problem in exc.problems:
             pulumi.log.error(str(problem))
         raise pulumi.RunError("invalid stack config; nothing was declared") from None
+    for warning in override_warnings(config, f"stacks/Pulumi.{pulumi.get_stack()}.yaml"):
+        pulumi.log.warn(str(warning))
     platform = Platform(PROJECT, config)
     for key, value in platform.outputs.items():
         pulumi.export(key, value)

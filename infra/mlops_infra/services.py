@@ -21,6 +21,7 @@ from mlops_infra.k8s.cluster import ClusterHandle, NetworkFacts
 from mlops_infra.k8s.mlflow import LOCAL_ARTIFACT_ROOT, Mlflow, MlflowArgs, MlflowDatabase
 from mlops_infra.k8s.monitoring import Monitoring, MonitoringArgs, MonitoringSettings
 from mlops_infra.k8s.namespaces import Namespaces
+from mlops_infra.k8s.opencost import PRICING_API_KEY, OpenCost, OpenCostArgs
 from mlops_infra.k8s.postgres import InClusterPostgres, PostgresArgs
 from mlops_infra.k8s.rules import MonitoringRules, MonitoringRulesArgs
 
@@ -116,9 +117,14 @@ def platform_services(
             opts=pulumi.ResourceOptions(parent=group),
         )
         monitoring_deps = [monitoring.stack]
+        _opencost(config, cluster, monitoring.stack, group)
         MonitoringRules(
             "monitoring-rules",
-            MonitoringRulesArgs(cluster=cluster, depends_on=(*ns_deps, monitoring.stack)),
+            MonitoringRulesArgs(
+                cluster=cluster,
+                depends_on=(*ns_deps, monitoring.stack),
+                exporters=accelerator_exporters(config),
+            ),
             opts=pulumi.ResourceOptions(parent=group),
         )
         endpoints |= {
@@ -134,6 +140,57 @@ def platform_services(
         endpoints |= _mlflow(config, cluster, (*ns_deps, *monitoring_deps), group,
                              service_monitor=bool(monitoring_deps))  # fmt: skip
     return ServiceEndpoints(**endpoints, depends_on=monitoring_deps)
+
+
+OPENCOST_PRICING_SECRET = "opencost-cloud-pricing"
+
+
+def accelerator_exporters(config: StackConfig) -> frozenset[str]:
+    """Device exporters the platform runs (`AcceleratorMonitoring`): DCGM for GPU groups and neuron-monitor for
+    Neuron groups, on AWS with monitoring on. GKE reports accelerator metrics to Cloud Monitoring instead."""
+    if config.cloud != "aws" or not config.services.monitoring.enabled:
+        return frozenset()
+    roles = {g.role for g in config.node_groups}
+    return frozenset(
+        exporter
+        for role, exporter in (("gpu", "dcgm-exporter"), ("neuron", "neuron-monitor"))
+        if role in roles
+    )
+
+
+def _opencost(
+    config: StackConfig, cluster: ClusterHandle, prometheus: pulumi.Resource, group: pulumi.Resource
+) -> OpenCost:
+    """OpenCost next to the platform's Prometheus; on GKE with an API key for the Cloud Billing Catalog API."""
+    namespace = "monitoring"
+    waits: list[pulumi.Resource] = [prometheus]
+    secret_name = None
+    if config.cloud == "gcp":
+        from mlops_infra.gcp.pricing import billing_catalog_api_key
+
+        assert config.gcp_project, "validated by config for gcp stacks"
+        key = billing_catalog_api_key(config.cluster_name, config.gcp_project, group)
+        secret_name = OPENCOST_PRICING_SECRET
+        waits.append(
+            k8s.core.v1.Secret(
+                "opencost-cloud-pricing",
+                metadata={"name": secret_name, "namespace": namespace},
+                type="Opaque",
+                string_data={PRICING_API_KEY: key},
+                opts=cluster.opts(group, depends_on=[prometheus]),
+            )
+        )
+    return OpenCost(
+        "opencost",
+        OpenCostArgs(
+            cluster=cluster,
+            cluster_id=config.cluster_name,
+            namespace=namespace,
+            pricing_api_key_secret=secret_name,
+            depends_on=tuple(waits),
+        ),
+        opts=pulumi.ResourceOptions(parent=group),
+    )
 
 
 def _network(config: StackConfig, cluster: ClusterHandle, what: str) -> NetworkFacts:

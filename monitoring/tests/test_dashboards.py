@@ -17,6 +17,8 @@ MONITORING = Path(__file__).resolve().parents[1]
 DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
 EXPECTED_UIDS = {
     "accelerators.json": "mlops-accelerators",
+    "gpu.json": "mlops-gpu",
+    "neuron.json": "mlops-neuron",
     "cost.json": "mlops-cost",
     "model-drift.json": "mlops-model-drift",
     "model-serving.json": "mlops-model-serving",

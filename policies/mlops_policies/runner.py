@@ -13,6 +13,7 @@ from mlops_policies import (
     access,
     charts,
     cost,
+    cost_allocation,
     network_policy,
     preconditions,
     production,
@@ -23,8 +24,9 @@ from mlops_policies import (
     scheduling,
     scraping,
     security,
+    telemetry,
 )
-from mlops_policies.model import Resource, Rule, Violation, exempt
+from mlops_policies.model import Resource, Rule, Violation, dig, environment_of, exempt
 from mlops_policies.settings import default_config, merge, resolve
 
 if TYPE_CHECKING:
@@ -44,7 +46,9 @@ ALL_RULES: list[Rule] = [
     *charts.RULES,
     *scraping.RULES,
     *progressive_delivery.RULES,
+    *telemetry.RULES,
     *preconditions.RULES,
+    *cost_allocation.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 
@@ -135,6 +139,73 @@ def check_plan(plan: Plan, overrides: Mapping[str, Any] | None = None) -> list[V
     if overrides:
         config = merge(config, overrides)
     return run_rules(resources_from_plan(plan), config)
+
+
+class PlanDocumentError(ValueError):
+    """A saved plan that is not a `plan --json` object; the message says what is wrong."""
+
+
+def resources_from_document(doc: Mapping[str, Any], where: str) -> list[Resource]:
+    """The custom resources of a saved `plan --json` object (outputs = inputs + the computed ones)."""
+    items = doc.get("resources")
+    if not isinstance(items, list):
+        raise PlanDocumentError(
+            f"{where}: no `resources` list; expected the output of `mlops-infra plan STACK --json`"
+        )
+    found: list[Resource] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or not all(
+            isinstance(item.get(k), str) for k in ("urn", "type", "name")
+        ):
+            raise PlanDocumentError(f"{where}: resources[{i}] needs string urn, type and name")
+        inputs: Mapping[str, Any] = item["inputs"] if isinstance(item.get("inputs"), Mapping) else {}
+        outputs: Mapping[str, Any] = item["outputs"] if isinstance(item.get("outputs"), Mapping) else {}
+        if item.get("custom", True) is False or str(item["type"]).startswith("pulumi:providers:"):
+            continue
+        found.append(
+            Resource(
+                urn=item["urn"],
+                type=item["type"],
+                name=item["name"],
+                props=inputs,
+                protect=item.get("protect") is True,
+                dependencies=tuple(str(d) for d in item.get("dependencies") or () if isinstance(d, str)),
+                parent=item.get("parent") if isinstance(item.get("parent"), str) else None,
+                outputs={**inputs, **outputs},
+            )
+        )
+    return found
+
+
+def check_document(
+    doc: Mapping[str, Any], where: str, overrides: Mapping[str, Any] | None = None
+) -> list[Violation]:
+    """The pack over a saved plan (possibly edited by hand): the environment's defaults and the plan's budget
+    decide, never anything else the document claims about its own policy config."""
+    resources = resources_from_document(doc, where)
+    environment = doc.get("environment")
+    if not isinstance(environment, str):
+        environment = environment_of(resources, {})
+    if environment not in ("dev", "test", "prod"):
+        raise PlanDocumentError(
+            f"{where}: environment {environment!r}; a plan names dev, test or prod (`environment`, or the "
+            "`environment` tag its resources carry)"
+        )
+    config = default_config(environment)
+    budget = dig(doc, "cost", "budget")
+    if isinstance(budget, Mapping) and "monthlyUsd" in budget:
+        config = merge(
+            config,
+            {
+                "budget-within-limit": {
+                    "monthlyUsd": budget["monthlyUsd"],
+                    "basis": budget.get("basis", "expected"),
+                }
+            },
+        )
+    if overrides:
+        config = merge(config, overrides)
+    return run_rules(resources, config)
 
 
 def blocking(violations: Sequence[Violation]) -> list[Violation]:

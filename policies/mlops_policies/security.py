@@ -260,7 +260,7 @@ def rds_not_public(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     # Cloud SQL assigns a public IPv4 address unless told not to (ipv4Enabled defaults to true).
     elif r.type == CLOUD_SQL and truthy(r.get("settings", "ipConfiguration", "ipv4Enabled", default=True)):
         opened = [
-            n.get("value")
+            str(n.get("value"))
             for n in as_list(r.get("settings", "ipConfiguration", "authorizedNetworks"))
             if isinstance(n, Mapping) and n.get("value") in OPEN_CIDRS
         ]

@@ -130,6 +130,10 @@ def test_exporters_tolerate_only_their_taint_and_are_scraped():
     assert values["tolerations"] == [GPU_TOLERATION]
     assert values["serviceMonitor"]["enabled"] is True
     assert values["serviceMonitor"]["additionalLabels"] == {"release": "kps"}
+    # The exporter labels each GPU series with the workload's pod/namespace (Kubernetes mode is on in the
+    # chart): without honorLabels those become exported_pod/exported_namespace and `by (pod)` shows the
+    # exporter itself.
+    assert values["serviceMonitor"]["honorLabels"] is True
 
     (daemonset,) = plan.of_type("kubernetes:apps/v1:DaemonSet")
     pod = daemonset.inputs["spec"]["template"]["spec"]

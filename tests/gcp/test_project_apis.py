@@ -33,8 +33,14 @@ def test_every_api_a_resource_calls_is_enabled_first(plan: Plan) -> None:
     """Fails on the code that enabled no API: a new project refused the network, the cluster, the keys..."""
     assert findings(plan, "gcp-apis-enabled") == []
     services = {s.inputs["service"]: s for s in plan.of_type(SERVICE)}
-    # prod-gcp's MLflow database is Cloud SQL: Cloud SQL Admin and Service Networking are on too.
-    assert set(services) == set(REQUIRED_APIS) | set(MANAGED_DATABASE_APIS)
+    # The project's APIs, plus the two OpenCost's pricing key needs (gcp/pricing.py), plus Cloud SQL Admin and
+    # Service Networking: prod-gcp's MLflow database is Cloud SQL.
+    assert set(services) == {
+        *REQUIRED_APIS,
+        *MANAGED_DATABASE_APIS,
+        "cloudbilling.googleapis.com",
+        "apikeys.googleapis.com",
+    }
     assert {
         "compute.googleapis.com",
         "container.googleapis.com",

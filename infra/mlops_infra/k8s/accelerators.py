@@ -60,13 +60,17 @@ def neuron_device_plugin_values() -> dict[str, Any]:
 
 
 def dcgm_exporter_values(service_monitor_labels: dict[str, str]) -> dict[str, Any]:
+    """The chart runs the exporter in Kubernetes mode (`DCGM_EXPORTER_KUBERNETES=true`): each GPU series
+    carries the `pod`, `namespace` and `container` of the workload holding that GPU. `honorLabels` keeps
+    them; without it Prometheus renames them `exported_*` and sets `pod`/`namespace` to the exporter's own
+    pod (chart 4.1.3 defaults `serviceMonitor.honorLabels` to false)."""
     return {
         "tolerations": [GPU.toleration()],
         "affinity": GPU.node_affinity(),
         "serviceMonitor": {
             "enabled": True,
             "interval": "15s",
-            "honorLabels": False,
+            "honorLabels": True,
             "additionalLabels": dict(service_monitor_labels),
         },
         "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},

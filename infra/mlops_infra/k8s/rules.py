@@ -21,6 +21,9 @@ import yaml
 from mlops_infra.k8s.cluster import ClusterHandle
 
 DASHBOARD_LABEL = "grafana_dashboard"
+# Rule and dashboard files (by stem) that read one exporter's metrics: deployed only where that exporter runs,
+# so no stack carries an alert that cannot fire or a dashboard without data.
+EXPORTER_FILES = {"gpu": "dcgm-exporter", "neuron": "neuron-monitor"}
 _CONFIGMAP_LIMIT = 1_000_000  # bytes; the API server rejects ConfigMaps over 1 MiB
 _NAME_RE = re.compile(r"[^a-z0-9-]+")
 
@@ -119,6 +122,12 @@ class MonitoringRulesArgs:
     dashboards: Mapping[str, str] | None = None  # {file name: JSON}, instead of reading files when set
     labels: dict[str, str] = field(default_factory=dict)
     depends_on: tuple[pulumi.Resource, ...] = ()
+    # Accelerator exporters the stack runs (EXPORTER_FILES values); None deploys every file.
+    exporters: frozenset[str] | None = None
+
+    def wanted(self, stem: str) -> bool:
+        needs = EXPORTER_FILES.get(stem)
+        return needs is None or self.exporters is None or needs in self.exporters
 
 
 class MonitoringRules(pulumi.ComponentResource):
@@ -143,6 +152,8 @@ class MonitoringRules(pulumi.ComponentResource):
         k8s_opts = args.cluster.opts(self, depends_on=list(args.depends_on))
         labels = {"app.kubernetes.io/part-of": "mlops-monitoring", **args.labels}
         self.rule_names: list[str] = []
+        rule_files = {stem: doc for stem, doc in rule_files.items() if args.wanted(stem)}
+        dashboards = {name: text for name, text in dashboards.items() if args.wanted(Path(name).stem)}
         for stem, doc in sorted(rule_files.items()):
             rule_name = f"mlops-{object_name(stem)}"
             k8s.apiextensions.CustomResource(

@@ -39,6 +39,7 @@ TYPE_APIS: dict[str, tuple[str, ...]] = {
     "gcp:projects/iAMPolicy:": ("cloudresourcemanager.googleapis.com",),
     "gcp:projects/iAMCustomRole:": ("iam.googleapis.com",),
     "gcp:projects/service:": ("serviceusage.googleapis.com", "cloudresourcemanager.googleapis.com"),
+    "gcp:projects/apiKey:": ("apikeys.googleapis.com",),  # the provider's API Keys client
     # Cloud SQL instances, databases and users: SQLBasePath sqladmin.googleapis.com.
     "gcp:sql/": ("sqladmin.googleapis.com",),
     # The peering connection calls Service Networking and first looks the project number up in Cloud Resource
