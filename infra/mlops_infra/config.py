@@ -102,6 +102,13 @@ ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
     ),
 }
 
+# Which clouds implement each managed service (aws: ElastiCache, RDS; gcp: Cloud SQL). Where the environment
+# wants managed services (ENVIRONMENT_DEFAULTS) and the cloud has one, it is the default.
+MANAGED_SERVICE_CLOUDS: dict[str, frozenset[str]] = {
+    "services.redis.mode": frozenset({"aws"}),
+    "services.mlflow.database": frozenset({"aws", "gcp"}),
+}
+
 _VERSION_RE = re.compile(r"^1\.(2[89]|3[0-9])$")
 _LABEL_KEY_RE = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
@@ -289,7 +296,8 @@ class GatewayRouteConfig(Model):
 class MlflowConfig(Model):
     enabled: bool = True
     database: Literal["managed", "in-cluster"] | None = None
-    database_instance_class: str = "db.t4g.medium"
+    database_instance_class: str = "db.t4g.medium"  # aws: the RDS instance class
+    database_tier: str = "db-custom-2-7680"  # gcp: the Cloud SQL custom machine type (2 vCPU, 7.5 GB)
     database_storage_gb: int = Field(default=20, ge=20, le=16384)
     backup_retention_days: int = Field(default=7, ge=1, le=35)
     artifacts: Literal["object-store", "in-cluster"] | None = None
@@ -398,10 +406,10 @@ class StackConfig(Model):
     def protect_stateful(self) -> bool:
         return self.defaults.protect_stateful
 
-    @property
-    def managed_services(self) -> bool:
-        """Managed cloud services (ElastiCache, RDS) only where a cloud exists and the environment wants them."""
-        return self.cloud == "aws" and self.defaults.managed_services
+    def _managed_default(self, service: str) -> str:
+        """`managed` where the environment wants managed services and this cloud implements `service`."""
+        managed = self.defaults.managed_services and self.cloud in MANAGED_SERVICE_CLOUDS[service]
+        return "managed" if managed else "in-cluster"
 
     @property
     def endpoint_private(self) -> bool:
@@ -418,11 +426,11 @@ class StackConfig(Model):
 
     @property
     def redis_mode(self) -> str:
-        return self.services.redis.mode or ("managed" if self.managed_services else "in-cluster")
+        return self.services.redis.mode or self._managed_default("services.redis.mode")
 
     @property
     def mlflow_database(self) -> str:
-        return self.services.mlflow.database or ("managed" if self.managed_services else "in-cluster")
+        return self.services.mlflow.database or self._managed_default("services.mlflow.database")
 
     @property
     def mlflow_artifacts(self) -> str:
@@ -859,17 +867,28 @@ def _canary_weight_problems(weights: list[int] | None, replicas: int) -> list[tu
 
 
 def _services_problems(config: StackConfig, file: str) -> list[Problem]:
-    """Rules for Redis / MLflow that span keys: managed services need AWS, failover needs a replica."""
+    """Rules for Redis / MLflow that span keys: managed services need a cloud that implements them (and a
+    tier it accepts), failover needs a replica."""
     problems: list[Problem] = []
 
     def add(path: str, value: Any, message: str) -> None:
         problems.append(Problem(file, f"{PROJECT}:{path}", value, message))
 
     redis, mlflow = config.services.redis, config.services.mlflow
-    if config.cloud == "gcp":
+    if config.cloud != "local":
         for key, mode in (("services.redis.mode", redis.mode), ("services.mlflow.database", mlflow.database)):
-            if mode == "managed":
-                add(key, mode, "managed services are implemented for AWS only; allowed on gcp: in-cluster")
+            clouds = MANAGED_SERVICE_CLOUDS[key]
+            if mode == "managed" and config.cloud not in clouds:
+                add(
+                    key,
+                    mode,
+                    f"managed is implemented for {', '.join(sorted(clouds))} only; allowed on {config.cloud}: in-cluster",
+                )
+    if config.cloud == "gcp" and config.mlflow_database == "managed":
+        try:
+            catalog.cloud_sql_tier(mlflow.database_tier)
+        except ValueError as exc:
+            add("services.mlflow.databaseTier", mlflow.database_tier, str(exc))
     if redis.enabled and config.redis_mode == "managed" and redis.replicas < 1:
         add(
             "services.redis.replicas",
@@ -1043,6 +1062,8 @@ _CLOUD_ONLY_KEYS: tuple[tuple[str, str, str, str], ...] = (
     ("aws", "network.natGateways", "network", "nat_gateways"),
     ("gcp", "cluster.releaseChannel", "cluster", "release_channel"),
     ("local", "cluster.kubeContext", "cluster", "kube_context"),
+    ("aws", "services.mlflow.databaseInstanceClass", "mlflow", "database_instance_class"),
+    ("gcp", "services.mlflow.databaseTier", "mlflow", "database_tier"),
 )
 
 
@@ -1058,7 +1079,7 @@ def override_warnings(config: StackConfig, file: str) -> list[Problem]:
     if endpoint.private is False and not endpoint.public_cidrs and config.cloud != "local":
         warn("cluster.endpoint.private", False, "no publicCidrs are listed, so the API endpoint stays private; "
              "list the office/VPN CIDRs to open it")  # fmt: skip
-    sections = {"cluster": config.cluster, "network": config.network}
+    sections = {"cluster": config.cluster, "network": config.network, "mlflow": config.services.mlflow}
     for cloud, path, section, field_name in _CLOUD_ONLY_KEYS:
         if config.cloud != cloud and field_name in sections[section].model_fields_set:
             warn(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -155,6 +156,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
         self.stack = stack
         self.existing_roles = existing_roles
         self.gcp_project = gcp_project or "project"
+        self._peering_ranges: dict[str, ipaddress.IPv4Network] = {}  # Private Service Access ranges by name
 
     def _arn(self, service: str, kind: str, name: str, regional: bool = True) -> str:
         region = self.region if regional else ""
@@ -303,6 +305,25 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 out |= {"id": f"{inputs.get('keyRing')}/cryptoKeys/{inputs.get('name', rid)}"}
             case "gcp:projects/service:Service":
                 out |= {"id": f"{inputs.get('project', self.gcp_project)}/{inputs.get('service')}"}
+            case "gcp:compute/globalAddress:GlobalAddress":
+                out |= self._global_address(rid, inputs)
+            case "gcp:servicenetworking/connection:Connection":
+                network = str(inputs.get("network", ""))
+                out |= {
+                    "id": f"{network}:{inputs.get('service')}",
+                    "peering": str(inputs.get("service", "")).replace(".", "-"),
+                }
+            case "gcp:sql/databaseInstance:DatabaseInstance":
+                out |= self._sql_instance(rid, inputs)
+            case "gcp:sql/database:Database":
+                sql_project, instance = inputs.get("project", self.gcp_project), inputs.get("instance")
+                out |= {
+                    "id": f"projects/{sql_project}/instances/{instance}/databases/{inputs.get('name', rid)}",
+                    "charset": "UTF8",
+                    "collation": "en_US.UTF8",
+                }
+            case "gcp:sql/user:User":
+                out |= {"id": f"{inputs.get('name', rid)}//{inputs.get('instance')}"}
             case "gcp:artifactregistry/repository:Repository":
                 ar_project, ar_location = inputs.get("project", self.gcp_project), inputs.get("location")
                 repo = str(inputs.get("repositoryId", rid))
@@ -312,6 +333,48 @@ class OfflineMocks(pulumi_mocks.Mocks):
                     "registryUri": f"{ar_location}-docker.pkg.dev/{ar_project}/{repo}",
                 }
         return out
+
+    def _global_address(self, rid: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A reserved range: the given address, or (as Google does when none is given) a free private block,
+        here a deterministic one out of 172.16.0.0/12, which the reference VPCs (10.x) never use."""
+        name = str(inputs.get("name", rid))
+        prefix = int(inputs.get("prefixLength") or 32)
+        if inputs.get("address"):
+            network = ipaddress.ip_network(f"{inputs['address']}/{prefix}", strict=False)
+        else:
+            blocks = 2 ** (prefix - 12)
+            base = int(ipaddress.IPv4Address("172.16.0.0")) + (int(_digest(rid), 16) % blocks) * 2 ** (
+                32 - prefix
+            )
+            network = ipaddress.ip_network(f"{ipaddress.IPv4Address(base)}/{prefix}")
+        self._peering_ranges[name] = ipaddress.IPv4Network(network)
+        link = f"projects/{inputs.get('project', self.gcp_project)}/global/addresses/{name}"
+        return {
+            "id": link,
+            "address": str(network.network_address),
+            "selfLink": f"https://www.googleapis.com/compute/v1/{link}",
+        }
+
+    def _sql_instance(self, rid: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Cloud SQL outputs: the private IP comes from the first /24 of the instance's allocated range (Cloud
+        SQL carves a /24 per region out of it); the connection name is `project:region:instance`."""
+        project, region = inputs.get("project", self.gcp_project), inputs.get("region", self.region)
+        name = str(inputs.get("name", rid))
+        allocated = str(
+            ((inputs.get("settings") or {}).get("ipConfiguration") or {}).get("allocatedIpRange", "")
+        )
+        block = self._peering_ranges.get(allocated, ipaddress.IPv4Network("172.31.255.0/24"))
+        private_ip = str(block.network_address + 3)
+        return {
+            "id": name,
+            "privateIpAddress": private_ip,
+            "publicIpAddress": "",
+            "firstIpAddress": private_ip,
+            "ipAddresses": [{"ipAddress": private_ip, "type": "PRIVATE", "timeToRetire": ""}],
+            "connectionName": f"{project}:{region}:{name}",
+            "selfLink": f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{name}",
+            "serviceAccountEmailAddress": f"p{ACCOUNT_ID}-{_digest(rid, length=6)}@gcp-sa-cloud-sql.iam.gserviceaccount.com",
+        }
 
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         match args.token:

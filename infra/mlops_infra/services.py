@@ -1,7 +1,8 @@
-"""Platform services of a stack (Redis, MLflow, monitoring), managed on AWS in prod, in-cluster elsewhere.
+"""Platform services of a stack (Redis, MLflow, monitoring), managed in prod where the cloud offers them
+(AWS: ElastiCache and RDS; GCP: Cloud SQL), in-cluster elsewhere.
 
 Workloads never care which: they get the same `ServiceEndpoints` (and the same ConfigMap/Secret names in
-their namespaces) whether Redis is ElastiCache or a StatefulSet, and MLflow's store RDS or a pod.
+their namespaces) whether Redis is ElastiCache or a StatefulSet, and MLflow's store RDS, Cloud SQL or a pod.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class ServiceEndpoints:
     redis_config_map: str = k8s_redis.CONNECTION_CONFIGMAP
     redis_namespaces: tuple[str, ...] = REDIS_CLIENT_NAMESPACES
     mlflow_tracking_uri: str | None = None
+    # `project:region:instance` of a Cloud SQL database, for operators (Cloud SQL Auth Proxy, gcloud sql connect).
+    mlflow_cloud_sql_connection_name: pulumi.Input[str] | None = None
     pushgateway_url: str | None = None
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
@@ -69,6 +72,7 @@ class ServiceEndpoints:
             out |= {"redisHost": self.redis_host, "redisPort": self.redis_port, "redisTls": self.redis_tls}
         for key, value in (
             ("mlflowTrackingUri", self.mlflow_tracking_uri),
+            ("mlflowCloudSqlConnectionName", self.mlflow_cloud_sql_connection_name),
             ("pushgatewayUrl", self.pushgateway_url),
             ("prometheusUrl", self.prometheus_url),
             ("alertmanagerUrl", self.alertmanager_url),
@@ -133,8 +137,8 @@ def platform_services(
     if services.redis.enabled:
         endpoints |= _redis(config, cluster, ns_deps, group)
     if services.mlflow.enabled:
-        endpoints["mlflow_tracking_uri"] = _mlflow(config, cluster, (*ns_deps, *monitoring_deps), group,
-                                                   service_monitor=bool(monitoring_deps))  # fmt: skip
+        endpoints |= _mlflow(config, cluster, (*ns_deps, *monitoring_deps), group,
+                             service_monitor=bool(monitoring_deps))  # fmt: skip
     return ServiceEndpoints(**endpoints, depends_on=monitoring_deps)
 
 
@@ -252,8 +256,9 @@ def _mlflow(
     deps: tuple[pulumi.Resource, ...],
     group: pulumi.Resource,
     service_monitor: bool,
-) -> str:
+) -> dict[str, Any]:
     mlflow = config.services.mlflow
+    endpoints: dict[str, Any] = {}
     password: pulumi.Output[str] = random.RandomPassword(
         "mlflow-db-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=group)
     ).result
@@ -269,7 +274,16 @@ def _mlflow(
         string_data={"password": secret_password},
         opts=cluster.opts(group, depends_on=list(deps)),
     )
-    if config.mlflow_database == "managed":
+    database_ready: list[pulumi.Resource] = []
+    if config.mlflow_database == "managed" and config.cloud == "gcp":
+        from mlops_infra.gcp.cloud_sql import mlflow_cloud_sql
+
+        cloud_sql = mlflow_cloud_sql(config, cluster, secret_password, group)
+        # Private IP over the VPC peering; the instance accepts TLS connections only (sslMode ENCRYPTED_ONLY).
+        database = MlflowDatabase(host=cloud_sql.host, port=cloud_sql.port, sslmode="require")
+        database_ready = cloud_sql.ready
+        endpoints["mlflow_cloud_sql_connection_name"] = cloud_sql.connection_name
+    elif config.mlflow_database == "managed":
         from mlops_infra.aws.rds import PostgresDatabase, PostgresDatabaseArgs
 
         db = PostgresDatabase(
@@ -292,7 +306,7 @@ def _mlflow(
         pg = InClusterPostgres(
             "mlflow-postgres",
             PostgresArgs(cluster=cluster, password_secret=MLFLOW_DB_SECRET, depends_on=(*deps, secret)),
-            # A prod stack that keeps its database in-cluster (e.g. GKE) protects it like a managed one.
+            # A prod stack that keeps its database in-cluster (services.mlflow.database: in-cluster) protects it.
             opts=pulumi.ResourceOptions(parent=group, protect=config.protect_stateful),
         )
         database = MlflowDatabase(host=pg.host, port=pg.port, sslmode="disable")
@@ -343,8 +357,9 @@ def _mlflow(
             service_monitor=service_monitor,
             route=mlflow.route,
             extra_env=extra_env,
-            depends_on=(*deps, secret),
+            # The schema migration (init container) needs the database and its user to exist.
+            depends_on=(*deps, secret, *database_ready),
         ),
         opts=pulumi.ResourceOptions(parent=group),
     )
-    return server.tracking_uri
+    return endpoints | {"mlflow_tracking_uri": server.tracking_uri}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from policy.plan_edits import findings
 
-from mlops_infra.gcp.apis import REQUIRED_APIS
+from mlops_infra.gcp.apis import MANAGED_DATABASE_APIS, REQUIRED_APIS
 from mlops_infra.gcp.artifact_registry import ArtifactRegistry, ArtifactRegistryArgs
 from mlops_infra.gcp.cluster import NODE_SA_ROLES
 from mlops_infra.offline import SECRET, Plan, evaluate
@@ -33,8 +33,14 @@ def test_every_api_a_resource_calls_is_enabled_first(plan: Plan) -> None:
     """Fails on the code that enabled no API: a new project refused the network, the cluster, the keys..."""
     assert findings(plan, "gcp-apis-enabled") == []
     services = {s.inputs["service"]: s for s in plan.of_type(SERVICE)}
-    # The project's APIs, plus the two OpenCost's pricing key needs (gcp/pricing.py).
-    assert set(services) == {*REQUIRED_APIS, "cloudbilling.googleapis.com", "apikeys.googleapis.com"}
+    # The project's APIs, plus the two OpenCost's pricing key needs (gcp/pricing.py), plus Cloud SQL Admin and
+    # Service Networking: prod-gcp's MLflow database is Cloud SQL.
+    assert set(services) == {
+        *REQUIRED_APIS,
+        *MANAGED_DATABASE_APIS,
+        "cloudbilling.googleapis.com",
+        "apikeys.googleapis.com",
+    }
     assert {
         "compute.googleapis.com",
         "container.googleapis.com",

@@ -129,6 +129,7 @@ def test_a_removed_api_service_is_caught(stack_plan: Callable[[str], Plan]) -> N
         "gcp:compute/subnetwork:Subnetwork",
         "gcp:compute/router:Router",
         "gcp:compute/routerNat:RouterNat",
+        "gcp:compute/globalAddress:GlobalAddress",  # the Private Service Access range of Cloud SQL
     }
     assert all("compute.googleapis.com" in v.message and "SERVICE_DISABLED" in v.message for v in found)
 

@@ -50,7 +50,7 @@ def leaks(plan: Plan, tmp_path: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("stack", ["local", "dev", "prod"])
+@pytest.mark.parametrize("stack", ["local", "dev", "prod", "prod-gcp"])
 def test_generated_passwords_never_appear_in_plain_text(stack: str, tmp_path: Path) -> None:
     plan = reference_plan(stack)
     names = set(generated_passwords(plan))

@@ -347,3 +347,37 @@ def tpu_hosts(machine_type: str, topology: str) -> int:
     if chips % item.accelerator_count:
         raise CatalogDataError(f"{machine_type}: topology {norm} is not a whole number of hosts")
     return max(1, chips // item.accelerator_count)
+
+
+@dataclass(frozen=True)
+class CloudSqlTier:
+    """A Cloud SQL custom machine type: `db-custom-<vCPUs>-<memory MB>` (memory priced per GB of 1,024 MB)."""
+
+    name: str
+    vcpu: int
+    memory_mb: int
+
+    @property
+    def memory_gb(self) -> float:
+        return self.memory_mb / 1024
+
+
+def cloud_sql_tier(name: str) -> CloudSqlTier:
+    """Parse and check a Cloud SQL custom tier against Google's rules ("About instance settings", Cloud SQL
+    for PostgreSQL: 1 or an even number of vCPUs up to 96; memory 0.9-6.5 GB per vCPU, a multiple of 256 MB
+    and at least 3.75 GB). Raises ValueError saying which rule fails."""
+    parts = name.split("-")
+    if len(parts) != 4 or parts[:2] != ["db", "custom"] or not all(p.isdigit() for p in parts[2:]):
+        raise ValueError("must be a custom machine type db-custom-<vCPUs>-<memory MB>, e.g. db-custom-2-7680")
+    vcpu, memory_mb = int(parts[2]), int(parts[3])
+    if not (vcpu == 1 or (vcpu % 2 == 0 and 2 <= vcpu <= 96)):
+        raise ValueError(f"{vcpu} vCPUs: Cloud SQL takes 1 or an even number up to 96")
+    if memory_mb % 256:
+        raise ValueError(f"{memory_mb} MB: memory must be a multiple of 256 MB")
+    low, high = max(3840, math.ceil(0.9 * 1024 * vcpu)), int(6.5 * 1024 * vcpu)
+    if not low <= memory_mb <= high:
+        raise ValueError(
+            f"{memory_mb} MB for {vcpu} vCPU(s): memory must be 0.9-6.5 GB per vCPU and at least 3.75 GB "
+            f"({low}-{high} MB here)"
+        )
+    return CloudSqlTier(name=name, vcpu=vcpu, memory_mb=memory_mb)

@@ -13,6 +13,9 @@ Quantities:
   the `prioritized` strategy), spot the cheapest spot price (`price-capacity-optimized` favours it).
 - TPU multi-host node pools count whole slices: node counts are rounded up to a multiple of hosts per slice.
 - RDS multi-AZ bills two instances and twice the storage (catalog `rds-multi-az-factor`).
+- Cloud SQL custom tiers (`db-custom-<vCPUs>-<MB>`, Enterprise edition) bill vCPUs, memory and SSD storage;
+  REGIONAL (HA) availability doubles each (catalog `cloudsql-ha-factor`). Backups are usage-based and not
+  estimated; other tiers and editions carry no catalog price.
 """
 
 from __future__ import annotations
@@ -355,6 +358,26 @@ def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule]) -> list
     return items
 
 
+def _cloud_sql_instance(r: PricedResource) -> list[CostItem] | None:
+    settings = r.props.get("settings") or {}
+    if settings.get("edition", "ENTERPRISE") != "ENTERPRISE":
+        return None
+    try:
+        tier = catalog.cloud_sql_tier(str(settings.get("tier", "")))
+    except ValueError:
+        return None
+    factor_row = _service("cloudsql-ha-factor")
+    factor = factor_row.price if (factor_row and settings.get("availabilityType") == "REGIONAL") else 1.0
+    note = "REGIONAL (HA): primary and standby billed" if factor > 1 else ""
+    disk = _int(settings.get("diskSize"), 10)
+    items = [
+        _service_item(r, "cloudsql-enterprise-vcpu", _one(tier.vcpu * factor), note),
+        _service_item(r, "cloudsql-enterprise-memory-gb", _one(tier.memory_gb * factor), note),
+        _service_item(r, "cloudsql-ssd-gb-month", _one(disk * factor), note),
+    ]
+    return [i for i in items if i is not None]
+
+
 def _one(n: float = 1.0) -> Range:
     return Range(n, n, n)
 
@@ -410,6 +433,8 @@ def _resource_items(
                     r, "rds-storage-gp3-gb-month", _one(_int(p.get("allocatedStorage"), 20) * factor), note
                 ),
             ]
+        case "gcp:sql/databaseInstance:DatabaseInstance":
+            return _cloud_sql_instance(r)
         case "aws:kms/key:Key":
             items = [_service_item(r, "kms-key-month", _one())]
         case "aws:s3/bucket:Bucket" | "aws:s3/bucketV2:BucketV2" | "gcp:storage/bucket:Bucket":

@@ -25,6 +25,10 @@ STORAGE = "storage.googleapis.com"  # the MLflow artifact bucket
 ARTIFACT_REGISTRY = "artifactregistry.googleapis.com"  # the workload image repository
 LOGGING = "logging.googleapis.com"  # GKE system and control-plane logs
 MONITORING = "monitoring.googleapis.com"  # GKE system metrics
+SQL_ADMIN = "sqladmin.googleapis.com"  # Cloud SQL instances, databases and users (MLflow's managed database)
+SERVICE_NETWORKING = (
+    "servicenetworking.googleapis.com"  # Private Service Access peering (Cloud SQL private IP)
+)
 
 REQUIRED_APIS: tuple[str, ...] = (
     COMPUTE,
@@ -37,6 +41,8 @@ REQUIRED_APIS: tuple[str, ...] = (
     LOGGING,
     MONITORING,
 )
+# Only for a stack whose MLflow database is Cloud SQL: an unused API stays off.
+MANAGED_DATABASE_APIS: tuple[str, ...] = (SQL_ADMIN, SERVICE_NETWORKING)
 # Enabled by hand before the first `pulumi up`: the program cannot enable them itself.
 BOOTSTRAP_APIS: tuple[str, ...] = ("serviceusage.googleapis.com", "cloudresourcemanager.googleapis.com")
 

@@ -9,7 +9,7 @@ from typing import Any
 import pulumi
 
 from mlops_infra.config import StackConfig
-from mlops_infra.gcp.apis import ProjectApis, ProjectApisArgs
+from mlops_infra.gcp.apis import MANAGED_DATABASE_APIS, REQUIRED_APIS, ProjectApis, ProjectApisArgs
 from mlops_infra.gcp.artifact_registry import ArtifactRegistry, ArtifactRegistryArgs
 from mlops_infra.gcp.cluster import GkeCluster, GkeClusterArgs
 from mlops_infra.gcp.labels import gcp_labels
@@ -33,7 +33,9 @@ class GkePlatform(pulumi.ComponentResource):
 
         # A new project has Compute Engine, GKE, KMS, IAM, Artifact Registry... off: enable them first.
         self.apis = ProjectApis(
-            f"{name}-apis", ProjectApisArgs(project=project), opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-apis",
+            ProjectApisArgs(project=project, apis=stack_apis(config)),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.network = GkeNetwork(
             name,
@@ -133,6 +135,12 @@ class GkePlatform(pulumi.ComponentResource):
             image_registry=self.registry.registry if self.registry is not None else None,
         )
         self.register_outputs(self.outputs)
+
+
+def stack_apis(config: StackConfig) -> tuple[str, ...]:
+    """The APIs this stack calls: the cluster's, plus Cloud SQL's when MLflow's database is managed."""
+    managed_db = config.services.mlflow.enabled and config.mlflow_database == "managed"
+    return REQUIRED_APIS + (MANAGED_DATABASE_APIS if managed_db else ())
 
 
 def gcp_cluster(

@@ -40,15 +40,25 @@ TYPE_APIS: dict[str, tuple[str, ...]] = {
     "gcp:projects/iAMCustomRole:": ("iam.googleapis.com",),
     "gcp:projects/service:": ("serviceusage.googleapis.com", "cloudresourcemanager.googleapis.com"),
     "gcp:projects/apiKey:": ("apikeys.googleapis.com",),  # the provider's API Keys client
+    # Cloud SQL instances, databases and users: SQLBasePath sqladmin.googleapis.com.
+    "gcp:sql/": ("sqladmin.googleapis.com",),
+    # The peering connection calls Service Networking and first looks the project number up in Cloud Resource
+    # Manager (resource_service_networking_connection.go, RetrieveServiceNetworkingNetworkName).
+    "gcp:servicenetworking/": ("servicenetworking.googleapis.com", "cloudresourcemanager.googleapis.com"),
 }
 IMAGE_STREAMING_API = "containerfilesystem.googleapis.com"
+CLOUD_SQL_INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
 
 
 def feature_apis(r: Resource) -> set[str]:
-    """APIs a feature of the resource needs beyond its own client's (GKE documentation):
+    """APIs a feature of the resource needs beyond its own client's (GKE and Cloud SQL documentation):
     image streaming (`gcfsConfig.enabled`) needs the Container File System API ("Use Image streaming":
-    Requirements); a cluster's system logs and metrics go to Cloud Logging and Cloud Monitoring."""
+    Requirements); a cluster's system logs and metrics go to Cloud Logging and Cloud Monitoring; a Cloud SQL
+    instance with a private IP (`ipConfiguration.privateNetwork`) needs Service Networking ("Configure
+    private IP": Private Service Access)."""
     needed: set[str] = set()
+    if r.type == CLOUD_SQL_INSTANCE and dig(r.props, "settings", "ipConfiguration", "privateNetwork"):
+        needed.add("servicenetworking.googleapis.com")
     if truthy(dig(r.props, "nodeConfig", "gcfsConfig", "enabled", default=False)):
         needed.add(IMAGE_STREAMING_API)
     if r.type == "gcp:container/cluster:Cluster":
