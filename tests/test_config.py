@@ -154,7 +154,15 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
 
 def test_public_endpoint_open_to_world_refused(tmp_path: Path) -> None:
     line = only(
-        problems_for(tmp_path, **{"mlops-platform__cluster": {"endpoint": {"publicCidrs": ["0.0.0.0/0"]}}})
+        problems_for(
+            tmp_path,
+            **{
+                "mlops-platform__cluster": {
+                    **BASE["mlops-platform:cluster"],
+                    "endpoint": {"publicCidrs": ["0.0.0.0/0"]},
+                }
+            },
+        )
     )
     assert "publicCidrs" in line and "opens the API to the internet" in line
 

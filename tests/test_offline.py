@@ -14,7 +14,7 @@ from mlops_infra.offline import SECRET, UNKNOWN, Plan, evaluate
 
 from plan_support import REFERENCE_STACKS, STACKS, reference_plan
 
-RESOURCE_KEYS = {"urn", "type", "name", "parent", "custom", "protect", "inputs"}
+RESOURCE_KEYS = {"urn", "type", "name", "parent", "custom", "protect", "inputs", "dependencies", "outputs"}
 
 
 def _cli_json(*args: str) -> dict:  # type: ignore[type-arg]

@@ -63,7 +63,7 @@ class RecordedResource:
             "custom": self.custom,
             "protect": self.protect,
             "inputs": self.inputs,
-            "dependencies": list(self.depends_on),
+            "dependencies": sorted(set(self.depends_on)),
             "outputs": {k: v for k, v in self.outputs.items() if self.inputs.get(k, _ABSENT) != v},
         }
 

@@ -114,7 +114,8 @@ def engine_findings(resources: Sequence[Resource], document: Mapping[str, Any]) 
         resources=[
             proto.AnalyzerResource(
                 type=r.type,
-                properties=_struct(r.props),
+                # A stack policy sees each resource's state after the step: its outputs (inputs included).
+                properties=_struct({**r.props, **r.outputs}),
                 urn=r.urn,
                 name=r.name,
                 options=proto.AnalyzerResourceOptions(protect=r.protect),

@@ -54,7 +54,8 @@ def test_tampered_saved_plan_fails_check(
             "name": "god",
             "custom": True,
             "inputs": {
-                "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+                "policy": json.dumps({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+                "tags": {"team": "ml-platform", "costCenter": "4711"},
             },
         }
     )
