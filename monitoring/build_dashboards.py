@@ -1,4 +1,4 @@
-"""Generate the Grafana dashboards in monitoring/dashboards/*.json.
+"""Generate the Grafana dashboards (mlops_infra/components/k8s/monitoring_files/dashboards/*.json).
 
 The JSON files are committed (the Pulumi component loads them as they are); this script is the
 source they come from, so panels stay consistent (datasource variable, ids, grid layout).
@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlops_infra.accelerators import kube_state_metrics_resource_regex
+from mlops_infra.components.accelerators import kube_state_metrics_resource_regex
 
-DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
+# The dashboards ship inside the package, next to the component that deploys them.
+DASHBOARD_DIR = (
+    Path(__file__).resolve().parents[1] / "infra/mlops_infra/components/k8s/monitoring_files/dashboards"
+)
 DS = {"type": "prometheus", "uid": "${datasource}"}
 ACCEL_RESOURCES = kube_state_metrics_resource_regex()
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.offline import Plan, evaluate
+from mlops_infra.tooling.offline import Plan, evaluate
 
 from plan_support import load_stack_doc, reference_plan
 

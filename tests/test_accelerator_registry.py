@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_infra import accelerators
-from mlops_infra.accelerators import REGISTRY, UnsupportedAccelerator, accelerator
-from mlops_infra.config import NodeGroupConfig
-from mlops_infra.cost import catalog
-from mlops_infra.gcp.node_pools import gke_added_labels, node_labels, pool_taints
+from mlops_infra.components import accelerators, catalog
+from mlops_infra.components.accelerators import REGISTRY, UnsupportedAccelerator, accelerator
+from mlops_infra.components.gcp.node_pools import gke_added_labels, node_labels, pool_taints
+from mlops_infra.platform.config import NodeGroupConfig
+
+from plan_support import MONITORING_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 # Spellings that belong to the registry alone.
@@ -58,7 +59,7 @@ def test_no_module_spells_accelerator_facts_outside_the_registry():
     offenders = [
         f"{name}:{number}: {line.strip()}"
         for name in tracked
-        if name.endswith(".py") and name != "infra/mlops_infra/accelerators.py"
+        if name.endswith(".py") and name != "infra/mlops_infra/components/accelerators.py"
         for number, line in _code_lines(ROOT / name)
         if any(fact in line for fact in REGISTRY_FACTS)
     ]
@@ -129,7 +130,7 @@ def test_aws_groups_carry_the_registry_taint_labels_and_ami(stack_plan):
 
 
 def test_the_pending_accelerator_alert_watches_every_registry_resource():
-    rules = yaml.safe_load((ROOT / "monitoring/rules/accelerators.yaml").read_text())
+    rules = yaml.safe_load((MONITORING_FILES / "rules/accelerators.yaml").read_text())
     exprs = [r.get("expr", "") for g in rules["groups"] for r in g["rules"]]
     regexes = {m for e in exprs for m in re.findall(r'resource=~"([^"]+)"', e)}
     assert regexes == {accelerators.kube_state_metrics_resource_regex()}

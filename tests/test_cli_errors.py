@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra import cli
+from mlops_infra.tooling import cli
 
 from plan_support import load_stack_doc
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_infra import __version__, cli
-from mlops_infra.render import MARKER, RenderTargetError, render
+from mlops_infra import __version__
+from mlops_infra.tooling import cli
+from mlops_infra.tooling.render import MARKER, RenderTargetError, render
 
 from plan_support import ROOT
 
@@ -28,7 +29,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 def test_commands_work_from_a_subdirectory(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(ROOT / "monitoring" / "rules")
+    monkeypatch.chdir(ROOT / "monitoring" / "tests")
     assert cli.main(["validate", "local"]) == 0
     assert "stacks/Pulumi.local.yaml: valid (dev, local" in capsys.readouterr().out
 
@@ -61,7 +62,7 @@ def test_render_into_a_foreign_directory_is_an_input_error(
 def test_plan_piped_to_a_file_is_a_tree_with_counts_and_never_folds(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "40", "NO_COLOR": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", "plan", "prod"],
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "plan", "prod"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.config import ENVIRONMENT_DEFAULTS, ConfigError, load_stack
+from mlops_infra.platform.config import ENVIRONMENT_DEFAULTS, ConfigError, load_stack
 
 from plan_support import REFERENCE_STACKS, STACKS
 
@@ -190,13 +190,15 @@ def test_cli_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) 
         ["render", str(path), "--out", str(tmp_path)],
     ):
         result = subprocess.run(
-            [sys.executable, "-m", "mlops_infra.cli", *command], capture_output=True, text=True
+            [sys.executable, "-m", "mlops_infra.tooling.cli", *command], capture_output=True, text=True
         )
         assert result.returncode == 2, command
         assert "Traceback" not in result.stderr and result.stdout == ""
         assert [line.split(": ")[1] for line in result.stderr.splitlines()] == ["mlops-platform:environment"]
     missing = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", "plan", "nosuchstack"], capture_output=True, text=True
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "plan", "nosuchstack"],
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode == 2 and "stack 'nosuchstack' not found" in missing.stderr
 

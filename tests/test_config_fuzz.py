@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_infra.config import ConfigError, load_stack
+from mlops_infra.platform.config import ConfigError, load_stack
 
 from plan_support import REFERENCE_STACKS, load_stack_doc
 
@@ -93,7 +93,7 @@ def test_the_cli_reports_a_mapping_where_an_enum_is_expected(tmp_path: Path) -> 
     file = tmp_path / "Pulumi.weird.yaml"
     file.write_text(yaml.safe_dump(doc))
     result = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", "validate", str(file)],
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "validate", str(file)],
         capture_output=True,
         text=True,
         check=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from mlops_infra.offline import evaluate
+from mlops_infra.tooling.offline import evaluate
 
 from plan_support import ROOT, STACKS
 

@@ -2,7 +2,7 @@
 
 Helm ignores a value key the chart never reads, so a misspelt or outdated key (after a chart upgrade
 renamed it) silently does nothing. The key sets come from the chart sources at each pinned version
-(`mlops_infra.chart_keys`); a pin without a key set is itself a finding, so a version bump cannot skip
+(`mlops_infra.tooling.chart_keys`); a pin without a key set is itself a finding, so a version bump cannot skip
 regenerating them.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mlops_infra import chart_keys
+from mlops_infra.tooling import chart_keys
 from mlops_policies.model import HELM_RELEASE, Resource, Rule
 
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 # Shared with the cost code; re-exported because the rules read objects through this module.
-from mlops_infra.k8s.objects import POD_SPEC_PATHS
-from mlops_infra.k8s.objects import dig as dig
-from mlops_infra.k8s.objects import is_seq as is_seq
-from mlops_infra.k8s.objects import quantity as quantity
+from mlops_infra.components.k8s.objects import POD_SPEC_PATHS
+from mlops_infra.components.k8s.objects import dig as dig
+from mlops_infra.components.k8s.objects import is_seq as is_seq
+from mlops_infra.components.k8s.objects import quantity as quantity
 
 Enforcement = Literal["advisory", "mandatory", "remediate", "disabled"]
 ENFORCEMENT_LEVELS: tuple[str, ...] = ("advisory", "mandatory", "remediate", "disabled")

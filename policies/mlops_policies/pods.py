@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mlops_infra import accelerators
+from mlops_infra.components import accelerators
 from mlops_policies.model import (
     HELM_RELEASE,
     K8S_WORKLOAD_KINDS,

@@ -2,7 +2,7 @@
 
 Without `trafficRouting`, Argo Rollouts realises a `setWeight` with replica counts, and the Services spread
 requests over ready pods: `setWeight: 5` on 3 replicas is one canary pod next to three stable ones, 25 % of the
-traffic. The rule runs the controller's arithmetic (ported in `mlops_infra.k8s.canary_traffic`, Argo Rollouts
+traffic. The rule runs the controller's arithmetic (ported in `mlops_infra.components.k8s.canary_traffic`, Argo Rollouts
 v1.8.3) at the replica count the Rollout runs with at least: its HorizontalPodAutoscaler's `minReplicas`, else
 `spec.replicas` (default 1).
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from mlops_infra.k8s import canary_traffic
+from mlops_infra.components.k8s import canary_traffic
 from mlops_policies.model import Resource, Rule, as_list, display, k8s_kind, namespace_of
 
 StackFindings = Iterator[tuple[str | None, str]]

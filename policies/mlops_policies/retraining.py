@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from mlops_infra.cron import CronError, min_interval_minutes
+from mlops_infra.platform.cron import CronError, min_interval_minutes
 from mlops_policies.model import Resource, Rule, as_list, containers, dig, display, k8s_kind, pod_spec
 
 COMPONENT = "app.kubernetes.io/component"

@@ -30,8 +30,8 @@ from mlops_policies.model import Resource, Rule, Violation, dig, environment_of,
 from mlops_policies.settings import default_config, merge, resolve
 
 if TYPE_CHECKING:
-    from mlops_infra.config import StackConfig
-    from mlops_infra.offline import Plan
+    from mlops_infra.platform.config import StackConfig
+    from mlops_infra.tooling.offline import Plan
 
 ALL_RULES: list[Rule] = [
     *security.RULES,

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi_kubernetes as k8s
 from aws_plan_helpers import node_groups, release
 
-from mlops_infra.k8s.accelerators import (
+from mlops_infra.components.k8s.accelerators import (
     DCGM_EXPORTER_VERSION,
     NEURON_CHART,
     NEURON_CHART_VERSION,
@@ -16,8 +16,8 @@ from mlops_infra.k8s.accelerators import (
     AcceleratorMonitoring,
     AcceleratorMonitoringArgs,
 )
-from mlops_infra.k8s.cluster import ClusterHandle
-from mlops_infra.offline import evaluate
+from mlops_infra.components.k8s.cluster import ClusterHandle
+from mlops_infra.tooling.offline import evaluate
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -103,7 +103,7 @@ def _monitoring_plan():
     """AcceleratorMonitoring as the platform would add it after the monitoring stack."""
 
     def program():
-        from mlops_infra.platform import config_from_pulumi
+        from mlops_infra.platform.stack import config_from_pulumi
 
         config = config_from_pulumi()
         provider = k8s.Provider("cluster", kubeconfig="{}")

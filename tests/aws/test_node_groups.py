@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from aws_plan_helpers import asg_tags, children, component_of, node_groups
 
-from mlops_infra.aws.node_groups import autoscaler_node_template_tags
-from mlops_infra.config import NodeGroupConfig, Taint
+from mlops_infra.components.aws.node_groups import autoscaler_node_template_tags
+from mlops_infra.platform.config import NodeGroupConfig, Taint
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 EXPECTED = {

@@ -7,7 +7,7 @@ import pytest
 from aws_plan_helpers import policy
 from policy.plan_edits import findings
 
-from mlops_infra.offline import ACCOUNT_ID, evaluate
+from mlops_infra.tooling.offline import ACCOUNT_ID, evaluate
 
 from plan_support import STACKS
 

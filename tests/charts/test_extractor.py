@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mlops_infra import chart_keys
+from mlops_infra.tooling import chart_keys
 
 from plan_support import ROOT
 

@@ -10,11 +10,15 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra import chart_keys
-from mlops_infra.k8s import monitoring
-from mlops_infra.k8s.accelerators import dcgm_exporter_values, neuron_device_plugin_values
-from mlops_infra.k8s.monitoring import MonitoringSettings, kube_prometheus_stack_values, pushgateway_values
-from mlops_infra.offline import Plan, RecordedResource, evaluate
+from mlops_infra.components.k8s import monitoring
+from mlops_infra.components.k8s.accelerators import dcgm_exporter_values, neuron_device_plugin_values
+from mlops_infra.components.k8s.monitoring import (
+    MonitoringSettings,
+    kube_prometheus_stack_values,
+    pushgateway_values,
+)
+from mlops_infra.tooling import chart_keys
+from mlops_infra.tooling.offline import Plan, RecordedResource, evaluate
 from mlops_policies.charts import helm_values_known
 from mlops_policies.model import HELM_RELEASE, Resource
 
@@ -30,7 +34,9 @@ def release(name: str) -> Callable[[RecordedResource], bool]:
 def test_every_fact_file_parses_and_names_its_source() -> None:
     sets = chart_keys.key_sets()
     files = [
-        e.name for e in resources.files("mlops_infra.data.chart_keys").iterdir() if e.name.endswith(".json")
+        e.name
+        for e in resources.files("mlops_infra.tooling.chart_key_sets").iterdir()
+        if e.name.endswith(".json")
     ]
     assert len(sets) == len(files) >= 12
     for ks in sets.values():
@@ -181,7 +187,7 @@ def test_value_builders_with_every_option_use_defined_keys() -> None:
         )
         pgw = pushgateway_values(settings)
         assert chart_keys.undefined_keys("prometheus-pushgateway", monitoring.PUSHGATEWAY_VERSION, pgw) == []
-    from mlops_infra.k8s import accelerators
+    from mlops_infra.components.k8s import accelerators
 
     dcgm = dcgm_exporter_values({"release": "kps"})
     assert (

@@ -196,7 +196,9 @@ def mlops_infra(args: list[str]) -> int:
     ):  # offline and about a second: the real CLI, clone's code
         workspace = os.environ["FAKE_WORKSPACE"]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([f"{workspace}/infra", f"{workspace}/policies"]))
-        return subprocess.run([REAL_PYTHON, "-m", "mlops_infra.cli", *args], env=env, check=False).returncode
+        return subprocess.run(
+            [REAL_PYTHON, "-m", "mlops_infra.tooling.cli", *args], env=env, check=False
+        ).returncode
     base = option(args, "--compare")
     if base and not Path(base).is_file():
         rev = subprocess.run(

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from ci.workflow_sandbox import JobRun, Runner
 
-from mlops_infra.cli import build_parser as mlops_parser
+from mlops_infra.tooling.cli import build_parser as mlops_parser
 from retrain_job.cli import build_parser as retrain_parser
 
 from plan_support import reference_plan

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.cli import build_parser as mlops_parser
+from mlops_infra.tooling.cli import build_parser as mlops_parser
 from retrain_job.cli import build_parser as retrain_parser
 
 ROOT = Path(__file__).resolve().parents[2]

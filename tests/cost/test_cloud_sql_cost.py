@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan
 
-from mlops_infra.cost.estimator import estimate_plan
-from mlops_infra.offline import Plan
+from mlops_infra.tooling.cost.estimator import estimate_plan
+from mlops_infra.tooling.offline import Plan
 
 INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
 

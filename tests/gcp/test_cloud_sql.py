@@ -10,9 +10,9 @@ import pytest
 from policy.plan_edits import findings
 from services.service_lookup import find_object, only
 
-from mlops_infra.gcp.apis import SERVICE_NETWORKING, SQL_ADMIN
-from mlops_infra.gcp.cloud_sql import DATABASE_FLAGS, POSTGRES_VERSION
-from mlops_infra.offline import SECRET, Plan, RecordedResource
+from mlops_infra.components.gcp.apis import SERVICE_NETWORKING, SQL_ADMIN
+from mlops_infra.components.gcp.cloud_sql import DATABASE_FLAGS, POSTGRES_VERSION
+from mlops_infra.tooling.offline import SECRET, Plan, RecordedResource
 from mlops_policies.preconditions.graph import DependencyGraph
 from mlops_policies.runner import resources_from_plan
 

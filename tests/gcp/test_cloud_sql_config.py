@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.config import ConfigError, StackConfig, load_stack, override_warnings
-from mlops_infra.cost import catalog
+from mlops_infra.components import catalog
+from mlops_infra.platform.config import ConfigError, StackConfig, load_stack, override_warnings
 
 from plan_support import STACKS, load_stack_doc
 
@@ -112,7 +112,9 @@ def test_the_other_clouds_size_key_is_named_as_ignored(tmp_path: Path) -> None:
 def test_cli_exits_2_without_a_traceback(tmp_path: Path) -> None:
     path = _write(tmp_path, "prod-gcp", _mlflow(databaseTier="db-custom-3-7680"))
     result = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", "validate", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert [line.split(": ")[1] for line in result.stderr.splitlines()] == [

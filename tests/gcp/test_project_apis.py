@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from policy.plan_edits import findings
 
-from mlops_infra.gcp.apis import MANAGED_DATABASE_APIS, REQUIRED_APIS
-from mlops_infra.gcp.artifact_registry import ArtifactRegistry, ArtifactRegistryArgs
-from mlops_infra.gcp.cluster import NODE_SA_ROLES
-from mlops_infra.offline import SECRET, Plan, evaluate
+from mlops_infra.components.gcp.apis import MANAGED_DATABASE_APIS, REQUIRED_APIS
+from mlops_infra.components.gcp.artifact_registry import ArtifactRegistry, ArtifactRegistryArgs
+from mlops_infra.components.gcp.cluster import NODE_SA_ROLES
+from mlops_infra.tooling.offline import SECRET, Plan, evaluate
 
 from plan_support import STACKS
 

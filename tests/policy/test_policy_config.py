@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from policy.crossguard_engine import ConfigRejected, Finding, engine_findings, reconcile
 
-from mlops_infra.cli import main
-from mlops_infra.config import load_stack
-from mlops_infra.offline import Plan
-from mlops_infra.policy_files import policy_config_text
+from mlops_infra.platform.config import load_stack
+from mlops_infra.tooling.cli import main
+from mlops_infra.tooling.offline import Plan
+from mlops_infra.tooling.policy_files import policy_config_text
 from mlops_policies.model import Violation
 from mlops_policies.runner import check_plan, resources_from_plan
 from mlops_policies.settings import default_config

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra.cron import CronError, min_interval_minutes
+from mlops_infra.platform.cron import CronError, min_interval_minutes
 
 from plan_support import REFERENCE_STACKS
 

@@ -17,11 +17,11 @@ import pytest
 import yaml
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra.offline import Plan, RecordedResource
+from mlops_infra.tooling.offline import Plan, RecordedResource
 from mlops_policies import promql, telemetry
 from mlops_policies.runner import ALL_RULES
 
-from plan_support import REFERENCE_STACKS, ROOT, reference_plan
+from plan_support import MONITORING_FILES, REFERENCE_STACKS, ROOT, reference_plan
 
 QUERIES = "queries-use-exported-metrics"
 ROUTES = "alert-routes-match-rules"
@@ -308,10 +308,10 @@ def test_every_exporter_fact_names_its_version_and_source() -> None:
 def test_the_cost_rules_and_dashboard_read_only_opencost_metrics_or_their_own_records() -> None:
     """Finding 12: every metric the cost rules and the cost dashboard use is one OpenCost exports."""
     opencost = set(telemetry.facts()["exporters"]["opencost"]["metrics"])
-    rules = yaml.safe_load((ROOT / "monitoring" / "rules" / "cost.yaml").read_text())
+    rules = yaml.safe_load((MONITORING_FILES / "rules" / "cost.yaml").read_text())
     records = {r["record"] for g in rules["groups"] for r in g["rules"]}
     exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
-    dashboard = json.loads((ROOT / "monitoring" / "dashboards" / "cost.json").read_text())
+    dashboard = json.loads((MONITORING_FILES / "dashboards" / "cost.json").read_text())
     exprs += [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     exprs += [v["definition"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
     used = {s.name for e in exprs for s in promql.selectors(promql.parse(e)) if s.name}

@@ -13,10 +13,9 @@ import pytest
 import yaml
 from services.service_lookup import find_object, find_release
 
-from mlops_infra.config import ENVIRONMENT_DEFAULTS
-from mlops_infra.k8s.cluster import ClusterHandle
-from mlops_infra.k8s.monitoring import RETRAIN_WEBHOOK_URL
-from mlops_infra.k8s.rules import (
+from mlops_infra.components.k8s.cluster import ClusterHandle
+from mlops_infra.components.k8s.monitoring import RETRAIN_WEBHOOK_URL
+from mlops_infra.components.k8s.rules import (
     EXPORTER_FILES,
     MonitoringFilesError,
     MonitoringRules,
@@ -24,11 +23,12 @@ from mlops_infra.k8s.rules import (
     load_dashboards,
     load_rule_files,
 )
-from mlops_infra.offline import Plan, evaluate
+from mlops_infra.platform.config import ENVIRONMENT_DEFAULTS
+from mlops_infra.tooling.offline import Plan, evaluate
 
-from plan_support import ROOT, STACKS, reference_plan
+from plan_support import MONITORING_FILES, STACKS, reference_plan
 
-RULES_DIR = ROOT / "monitoring" / "rules"
+RULES_DIR = MONITORING_FILES / "rules"
 
 
 def _values(plan: Plan) -> dict[str, Any]:
@@ -161,7 +161,7 @@ def test_prometheus_rules_carry_the_alerts_of_the_files_that_apply(stack: str) -
 @pytest.mark.parametrize("stack", sorted(EXPECTED_EXPORTER_FILES))
 def test_dashboard_configmaps_match_the_dashboard_files_that_apply(stack: str) -> None:
     plan = reference_plan(stack)
-    files = {f.name for f in (ROOT / "monitoring" / "dashboards").glob("*.json")}
+    files = {f.name for f in (MONITORING_FILES / "dashboards").glob("*.json")}
     applies = {f for f in files if f.removesuffix(".json") not in EXPORTER_FILES} | {
         f"{stem}.json" for stem in EXPECTED_EXPORTER_FILES[stack]
     }

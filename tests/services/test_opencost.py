@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from services.service_lookup import find_object, find_release
 
-from mlops_infra.k8s.opencost import OPENCOST_REPO, OPENCOST_VERSION, PRICING_API_KEY
-from mlops_infra.offline import Plan, plan_json
+from mlops_infra.components.k8s.opencost import OPENCOST_REPO, OPENCOST_VERSION, PRICING_API_KEY
+from mlops_infra.tooling.offline import Plan, plan_json
 
 from plan_support import REFERENCE_STACKS, reference_plan
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlops_infra.k8s.canary_traffic import (
+from mlops_infra.components.k8s.canary_traffic import (
     Fenceposts,
     IntOrPercent,
     ReplicaSet,

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.k8s import canary_traffic
-from mlops_infra.k8s.serving import ModelServing, ModelServingArgs, RedisRef
-from mlops_infra.local.cluster import LocalCluster, LocalClusterArgs
-from mlops_infra.offline import Plan, evaluate
-from mlops_infra.render import manifest
+from mlops_infra.components.k8s import canary_traffic
+from mlops_infra.components.k8s.serving import ModelServing, ModelServingArgs, RedisRef
+from mlops_infra.components.local.cluster import LocalCluster, LocalClusterArgs
+from mlops_infra.tooling.offline import Plan, evaluate
+from mlops_infra.tooling.render import manifest
 
-from plan_support import REFERENCE_STACKS, ROOT, STACKS, load_stack_doc, reference_plan
+from plan_support import MONITORING_FILES, REFERENCE_STACKS, ROOT, STACKS, load_stack_doc, reference_plan
 from test_render import validate_object
 
 IMAGE = "registry.example/serving@sha256:" + "a" * 64
@@ -69,7 +69,7 @@ def test_analysis_queries_recording_rules_that_exist(cpu_plan: Plan) -> None:
     metrics = {m["name"]: m for m in _kind(cpu_plan, "AnalysisTemplate")["spec"]["metrics"]}
     recorded = {
         rule["record"]
-        for group in yaml.safe_load((ROOT / "monitoring/rules/canary.yaml").read_text())["groups"]
+        for group in yaml.safe_load((MONITORING_FILES / "rules/canary.yaml").read_text())["groups"]
         for rule in group["rules"]
         if "record" in rule
     }
@@ -218,7 +218,9 @@ def _validate(tmp_path: Path, serving: dict[str, Any]) -> subprocess.CompletedPr
     path = tmp_path / "Pulumi.canary.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", "validate", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
     )
 
 

@@ -1,1 +1,0 @@
-"""Value key sets of the pinned Helm charts, one JSON file per chart and version (see mlops_infra.chart_keys)."""

@@ -1,0 +1,544 @@
+"""Evaluate the Pulumi program with no cloud, no cluster and no Pulumi CLI, under Pulumi's mock monitor.
+
+The real program (`mlops_infra.platform.stack.program`) runs against a monitor that records every resource
+registration as the engine would receive it: type token, parent, protect flag, provider and inputs
+(camelCase, secrets masked). Outputs the engine would compute (ARNs, endpoints, kubeconfigs, generated
+passwords) are synthesised per type so that apply chains run and no input silently drops out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.settings import SETTINGS, set_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from mlops_infra.platform.config import PROJECT, StackConfig, load_stack, stack_name
+
+ACCOUNT_ID = "123456789012"
+SECRET = "[secret]"
+_ABSENT = object()
+UNKNOWN = "[unknown]"
+
+
+@dataclass(frozen=True)
+class RecordedResource:
+    """One resource registration as the engine would see it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    protect: bool
+    provider: str | None
+    inputs: dict[str, Any]
+    ignore_changes: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()
+    # What the engine would hold after the step (the mock's answer, masked): computed ARNs, URLs, ids. Policy
+    # rules read it to know what the plan declares; `plan --json` carries the part that is not an input.
+    outputs: dict[str, Any] = field(default_factory=dict)
+    import_id: str | None = None  # the `import_` option: adopt this existing resource instead of creating it
+    retain_on_delete: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "protect": self.protect,
+            "inputs": self.inputs,
+            "dependencies": sorted(set(self.depends_on)),
+            "outputs": {k: v for k, v in self.outputs.items() if self.inputs.get(k, _ABSENT) != v},
+        }
+
+
+@dataclass
+class Plan:
+    """What a stack would create: its validated config, every resource and the stack outputs."""
+
+    stack: str
+    config: StackConfig
+    resources: list[RecordedResource]
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> RecordedResource:
+        found = [r for r in self.resources if r.name == name]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}")
+        return found[0]
+
+    def k8s_objects(self) -> list[RecordedResource]:
+        """Custom Kubernetes objects declared directly (not providers, not Helm releases)."""
+        return [
+            r
+            for r in self.resources
+            if r.custom
+            and r.type.startswith("kubernetes:")
+            and not r.type.startswith(("kubernetes:helm.sh/", "pulumi:providers:"))
+        ]
+
+    def helm_releases(self) -> list[RecordedResource]:
+        return self.of_type("kubernetes:helm.sh/v3:Release")
+
+
+def _mask(value: Any) -> Any:
+    """Replace secret values by a marker, recursively, so nothing printed can leak them."""
+    if rpc.is_rpc_secret(value):
+        inner = rpc.unwrap_rpc_secret(value)
+        # A secret map (a Kubernetes Secret's data/stringData) keeps its keys, which are not secret, so
+        # rendered Secrets still validate and show which keys they hold.
+        if isinstance(inner, Mapping):
+            return {str(k): SECRET for k in sorted(inner)}
+        return SECRET
+    if isinstance(value, Mapping):
+        return {k: _mask(v) for k, v in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_mask(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN
+    if isinstance(value, pulumi.Resource):
+        return "[resource]"
+    return value
+
+
+def _role_path(arn: str) -> str:
+    """`arn:aws:iam::1:role/aws-service-role/x.amazonaws.com/Name` -> `/aws-service-role/x.amazonaws.com/`."""
+    return arn.split(":role", 1)[-1].rsplit("/", 1)[0] + "/"
+
+
+def _digest(*parts: str, length: int = 8) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+def _fake_kubeconfig(name: str, endpoint: str, ca: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": name, "cluster": {"server": endpoint, "certificate-authority-data": ca}}],
+            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+            "current-context": name,
+            "users": [{"name": name, "user": {"token": "offline"}}],
+        }
+    )
+
+
+class OfflineMocks(pulumi_mocks.Mocks):
+    """Return realistic outputs per resource type so that dependent inputs keep their values.
+
+    The account answers look-ups like a FRESH one: no IAM role exists unless `existing_roles` lists its ARN
+    (e.g. an account that already had an Auto Scaling group, and so its service-linked role).
+    """
+
+    def __init__(
+        self, region: str, stack: str, existing_roles: tuple[str, ...] = (), gcp_project: str | None = None
+    ):
+        self.region = region
+        self.stack = stack
+        self.existing_roles = existing_roles
+        self.gcp_project = gcp_project or "project"
+        self._peering_ranges: dict[str, ipaddress.IPv4Network] = {}  # Private Service Access ranges by name
+
+    def _arn(self, service: str, kind: str, name: str, regional: bool = True) -> str:
+        region = self.region if regional else ""
+        return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{kind}/{name}"
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        rid = f"{name}-{_digest(self.stack, typ, name)}"
+        if not args.custom:
+            return None, inputs
+        extra = self._outputs(typ, name, rid, inputs)
+        return extra.pop("id", rid), {**inputs, **extra}
+
+    def _outputs(self, typ: str, name: str, rid: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        service = typ.split(":")[1].split("/")[0] if typ.startswith("aws:") else ""
+        out: dict[str, Any] = {}
+        if typ.startswith("aws:"):
+            out["arn"] = self._arn(service, typ.split(":")[-1].lower(), inputs.get("name", rid))
+            out["tagsAll"] = inputs.get("tags", {})
+        match typ:
+            case "aws:ec2/vpc:Vpc":
+                out |= {
+                    "id": f"vpc-{_digest(rid, length=17)}",
+                    "defaultSecurityGroupId": f"sg-{_digest(rid, 'd')}",
+                }
+            case "aws:ec2/subnet:Subnet":
+                out |= {"id": f"subnet-{_digest(rid, length=17)}"}
+            case "aws:ec2/securityGroup:SecurityGroup":
+                out |= {"id": f"sg-{_digest(rid, length=17)}"}
+            case "aws:ec2/launchTemplate:LaunchTemplate":
+                out |= {"id": f"lt-{_digest(rid, length=17)}", "latestVersion": 1, "defaultVersion": 1}
+            case "aws:eks/cluster:Cluster":
+                endpoint = f"https://{_digest(rid, length=32).upper()}.gr7.{self.region}.eks.amazonaws.com"
+                ca = base64.b64encode(f"offline-ca-{rid}".encode()).decode()
+                issuer = f"https://oidc.eks.{self.region}.amazonaws.com/id/{_digest(rid, 'oidc', length=32).upper()}"
+                out |= {
+                    "id": inputs.get("name", rid),
+                    "endpoint": endpoint,
+                    "certificateAuthority": {"data": ca},
+                    "identities": [{"oidcs": [{"issuer": issuer}]}],
+                    "platformVersion": "eks.1",
+                    "status": "ACTIVE",
+                    "vpcConfig": {
+                        **inputs.get("vpcConfig", {}),
+                        "clusterSecurityGroupId": f"sg-{_digest(rid, 'c')}",
+                    },
+                }
+            case "aws:eks/nodeGroup:NodeGroup":
+                asg = f"eks-{inputs.get('nodeGroupName', name)}-{_digest(rid, length=20)}"
+                out |= {
+                    "resources": [{"autoscalingGroups": [{"name": asg}], "remoteAccessSecurityGroupId": ""}],
+                    "status": "ACTIVE",
+                }
+            case "aws:iam/openIdConnectProvider:OpenIdConnectProvider":
+                url = str(inputs.get("url", "")).removeprefix("https://")
+                out |= {"arn": f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"}
+            case "aws:iam/serviceLinkedRole:ServiceLinkedRole":
+                from mlops_infra.components.aws.service_linked_roles import role_arn
+
+                arn = role_arn(ACCOUNT_ID, "aws", str(inputs["awsServiceName"]))
+                out |= {
+                    "id": arn,
+                    "arn": arn,
+                    "name": arn.rsplit("/", 1)[-1],
+                    "path": arn.split(":role", 1)[1].rsplit("/", 1)[0] + "/",
+                    "uniqueId": _digest(arn, length=21).upper(),
+                }
+            case "aws:iam/role:Role" | "aws:iam/policy:Policy":
+                kind = "role" if typ.endswith("Role") else "policy"
+                out |= {
+                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{inputs.get('name', rid)}",
+                    "uniqueId": _digest(rid, length=21).upper(),
+                }
+            case "aws:kms/key:Key":
+                out |= {
+                    "id": _digest(rid, length=32),
+                    "keyId": _digest(rid, length=32),
+                    "arn": self._arn("kms", "key", _digest(rid, length=32)),
+                }
+            case "aws:s3/bucketV2:BucketV2" | "aws:s3/bucket:Bucket":
+                bucket = inputs.get("bucket", rid)
+                out |= {
+                    "id": bucket,
+                    "bucket": bucket,
+                    "arn": f"arn:aws:s3:::{bucket}",
+                    "bucketRegionalDomainName": f"{bucket}.s3.{self.region}.amazonaws.com",
+                }
+            case "aws:rds/instance:Instance":
+                host = f"{inputs.get('identifier', rid)}.{_digest(rid, length=12)}.{self.region}.rds.amazonaws.com"
+                out |= {"address": host, "endpoint": f"{host}:5432", "port": inputs.get("port", 5432)}
+            case "aws:elasticache/replicationGroup:ReplicationGroup":
+                host = f"master.{inputs.get('replicationGroupId', rid)}.{_digest(rid, length=6)}.use1.cache.amazonaws.com"
+                out |= {
+                    "primaryEndpointAddress": host,
+                    "readerEndpointAddress": host.replace("master.", "replica."),
+                    "port": inputs.get("port", 6379),
+                }
+            case "aws:ecr/repository:Repository":
+                repo = inputs.get("name", rid)
+                out |= {
+                    "repositoryUrl": f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com/{repo}",
+                    "registryId": ACCOUNT_ID,
+                }
+            case "docker:index/image:Image":
+                image = str(inputs.get("imageName", rid)).rsplit(":", 1)[0]
+                out |= {
+                    "repoDigest": f"{image}@sha256:{_digest(rid, str(inputs.get('imageName')), length=64)}"
+                }
+            case "random:index/randomPassword:RandomPassword" | "random:index/randomString:RandomString":
+                length = int(inputs.get("length", 32))
+                out |= {"result": rpc.wrap_rpc_secret(_digest(rid, "pw", length=64)[:length])}
+            case "gcp:container/cluster:Cluster":
+                location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
+                out |= {
+                    "id": f"{location}/clusters/{inputs.get('name', rid)}",
+                    "endpoint": f"34.{int(_digest(rid, length=2), 16)}.10.1",
+                    "masterAuth": {"clusterCaCertificate": base64.b64encode(b"offline-ca").decode()},
+                    "selfLink": f"https://container.googleapis.com/v1/{rid}",
+                }
+            case "gcp:serviceaccount/account:Account":
+                email = f"{inputs.get('accountId', name)}@{inputs.get('project', 'project')}.iam.gserviceaccount.com"
+                out |= {
+                    "email": email,
+                    "member": f"serviceAccount:{email}",
+                    "name": f"projects/{inputs.get('project', 'project')}/serviceAccounts/{email}",
+                }
+            case "gcp:storage/bucket:Bucket":
+                out |= {"url": f"gs://{inputs.get('name', rid)}"}
+            case "gcp:compute/network:Network" | "gcp:compute/subnetwork:Subnetwork":
+                project, short = inputs.get("project", "project"), inputs.get("name", rid)
+                where = (
+                    f"regions/{inputs.get('region')}/subnetworks"
+                    if "subnetwork" in typ
+                    else "global/networks"
+                )
+                out |= {
+                    "id": f"projects/{project}/{where}/{short}",
+                    "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/{where}/{short}",
+                }
+            case "gcp:kms/keyRing:KeyRing":
+                location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
+                out |= {"id": f"{location}/keyRings/{inputs.get('name', rid)}"}
+            case "gcp:projects/apiKey:ApiKey":
+                out |= {"keyString": rpc.wrap_rpc_secret(f"AIza{_digest(rid, 'key', length=35)}")}
+            case "gcp:kms/cryptoKey:CryptoKey":
+                out |= {"id": f"{inputs.get('keyRing')}/cryptoKeys/{inputs.get('name', rid)}"}
+            case "gcp:projects/service:Service":
+                out |= {"id": f"{inputs.get('project', self.gcp_project)}/{inputs.get('service')}"}
+            case "gcp:compute/globalAddress:GlobalAddress":
+                out |= self._global_address(rid, inputs)
+            case "gcp:servicenetworking/connection:Connection":
+                network = str(inputs.get("network", ""))
+                out |= {
+                    "id": f"{network}:{inputs.get('service')}",
+                    "peering": str(inputs.get("service", "")).replace(".", "-"),
+                }
+            case "gcp:sql/databaseInstance:DatabaseInstance":
+                out |= self._sql_instance(rid, inputs)
+            case "gcp:sql/database:Database":
+                sql_project, instance = inputs.get("project", self.gcp_project), inputs.get("instance")
+                out |= {
+                    "id": f"projects/{sql_project}/instances/{instance}/databases/{inputs.get('name', rid)}",
+                    "charset": "UTF8",
+                    "collation": "en_US.UTF8",
+                }
+            case "gcp:sql/user:User":
+                out |= {"id": f"{inputs.get('name', rid)}//{inputs.get('instance')}"}
+            case "gcp:artifactregistry/repository:Repository":
+                ar_project, ar_location = inputs.get("project", self.gcp_project), inputs.get("location")
+                repo = str(inputs.get("repositoryId", rid))
+                out |= {
+                    "id": f"projects/{ar_project}/locations/{ar_location}/repositories/{repo}",
+                    "name": repo,
+                    "registryUri": f"{ar_location}-docker.pkg.dev/{ar_project}/{repo}",
+                }
+        return out
+
+    def _global_address(self, rid: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A reserved range: the given address, or (as Google does when none is given) a free private block,
+        here a deterministic one out of 172.16.0.0/12, which the reference VPCs (10.x) never use."""
+        name = str(inputs.get("name", rid))
+        prefix = int(inputs.get("prefixLength") or 32)
+        if inputs.get("address"):
+            network = ipaddress.ip_network(f"{inputs['address']}/{prefix}", strict=False)
+        else:
+            blocks = 2 ** (prefix - 12)
+            base = int(ipaddress.IPv4Address("172.16.0.0")) + (int(_digest(rid), 16) % blocks) * 2 ** (
+                32 - prefix
+            )
+            network = ipaddress.ip_network(f"{ipaddress.IPv4Address(base)}/{prefix}")
+        self._peering_ranges[name] = ipaddress.IPv4Network(network)
+        link = f"projects/{inputs.get('project', self.gcp_project)}/global/addresses/{name}"
+        return {
+            "id": link,
+            "address": str(network.network_address),
+            "selfLink": f"https://www.googleapis.com/compute/v1/{link}",
+        }
+
+    def _sql_instance(self, rid: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Cloud SQL outputs: the private IP comes from the first /24 of the instance's allocated range (Cloud
+        SQL carves a /24 per region out of it); the connection name is `project:region:instance`."""
+        project, region = inputs.get("project", self.gcp_project), inputs.get("region", self.region)
+        name = str(inputs.get("name", rid))
+        allocated = str(
+            ((inputs.get("settings") or {}).get("ipConfiguration") or {}).get("allocatedIpRange", "")
+        )
+        block = self._peering_ranges.get(allocated, ipaddress.IPv4Network("172.31.255.0/24"))
+        private_ip = str(block.network_address + 3)
+        return {
+            "id": name,
+            "privateIpAddress": private_ip,
+            "publicIpAddress": "",
+            "firstIpAddress": private_ip,
+            "ipAddresses": [{"ipAddress": private_ip, "type": "PRIVATE", "timeToRetire": ""}],
+            "connectionName": f"{project}:{region}:{name}",
+            "selfLink": f"https://sqladmin.googleapis.com/sql/v1beta4/projects/{project}/instances/{name}",
+            "serviceAccountEmailAddress": f"p{ACCOUNT_ID}-{_digest(rid, length=6)}@gcp-sa-cloud-sql.iam.gserviceaccount.com",
+        }
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        match args.token:
+            case "aws:index/getCallerIdentity:getCallerIdentity":
+                return {
+                    "accountId": ACCOUNT_ID,
+                    "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/offline",
+                    "userId": "OFFLINE",
+                }, []
+            case "aws:index/getPartition:getPartition":
+                return {"partition": "aws", "dnsSuffix": "amazonaws.com"}, []
+            case "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+                server = f"{ACCOUNT_ID}.dkr.ecr.{self.region}.amazonaws.com"
+                return {
+                    "proxyEndpoint": f"https://{server}",
+                    "userName": "AWS",
+                    "password": _digest(server, "ecr-token", length=64),
+                    "authorizationToken": _digest(server, "ecr-auth", length=64),
+                    "expiresAt": "2026-01-01T12:00:00Z",
+                    "id": self.region,
+                }, []
+            case "aws:index/getRegion:getRegion":
+                return {"name": self.region, "region": self.region}, []
+            case "aws:iam/getRoles:getRoles":
+                prefix = str(args.args.get("pathPrefix") or "/")
+                pattern = re.compile(str(args.args.get("nameRegex") or ""))
+                found = [
+                    arn
+                    for arn in self.existing_roles
+                    if _role_path(arn).startswith(prefix) and pattern.search(arn.rsplit("/", 1)[-1])
+                ]
+                return {"arns": found, "names": [a.rsplit("/", 1)[-1] for a in found], "id": self.region}, []
+            case "gcp:organizations/getProject:getProject":
+                project = args.args.get("projectId") or "project"
+                return {
+                    "projectId": project,
+                    "number": ACCOUNT_ID,
+                    "name": project,
+                    "id": f"projects/{project}",
+                }, []
+            case "gcp:organizations/getClientConfig:getClientConfig":
+                return {
+                    "accessToken": _digest(self.stack, "gcp-access-token", length=64),
+                    "project": self.gcp_project,
+                    "region": self.region,
+                    "zone": "",
+                    "id": f"projects/{self.gcp_project}/regions/{self.region}",
+                }, []
+            case "gcp:organizations/getClientOpenIdUserInfo:getClientOpenIdUserInfo":
+                email = f"deployer@{self.gcp_project}.iam.gserviceaccount.com"
+                return {"email": email, "id": email}, []
+        raise NotImplementedError(f"offline evaluation has no answer for invoke {args.token}")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """A mock monitor that keeps every registration request with its resource options."""
+
+    def __init__(self, mocks: OfflineMocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        provider = (
+            request.provider.split("::" + request.provider.rsplit("::", 1)[-1])[0]
+            if request.provider
+            else None
+        )
+        self.recorded.append(
+            RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                custom=bool(request.custom),
+                protect=bool(request.protect),
+                provider=provider,
+                inputs=_mask(inputs),
+                ignore_changes=tuple(request.ignoreChanges),
+                depends_on=tuple(request.dependencies),
+                outputs=_mask(rpc.deserialize_properties(response.object, keep_unknowns=True)),
+                import_id=request.importId or None,
+                retain_on_delete=bool(request.retainOnDelete),
+            )
+        )
+        return response
+
+
+def resolve_stack_file(stack: str, stacks_dir: Path = Path("stacks")) -> Path:
+    """A stack name (`dev`) or a path to any `Pulumi.<name>.yaml` file."""
+    candidate = Path(stack)
+    if candidate.suffix in {".yaml", ".yml"} or candidate.exists():
+        return candidate
+    return stacks_dir / f"Pulumi.{stack}.yaml"
+
+
+def _engine_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
+    """The stack file's config as the engine hands it to the program: every value a string (structured
+    values as JSON), plus the keys that hold `secure:` values."""
+    doc = yaml.safe_load(stack_file.read_text()) or {}
+    entries = doc.get("config") or {}
+    config = {k: v if isinstance(v, str) else json.dumps(v) for k, v in entries.items()}
+    secret_keys = [k for k, v in entries.items() if isinstance(v, Mapping) and "secure" in v]
+    return config, secret_keys
+
+
+def evaluate(
+    stack_file: Path,
+    program: Callable[[], Mapping[str, Any]] | None = None,
+    existing_roles: tuple[str, ...] = (),
+) -> Plan:
+    """Run the program for one stack file under mocks and return what it would create.
+
+    The account is a fresh one unless `existing_roles` names IAM role ARNs that already exist in it.
+    Raises `ConfigError` before anything is declared when the stack's config is invalid.
+    """
+    config = load_stack(stack_file)
+    name = stack_name(stack_file)
+    if program is None:
+        from mlops_infra.platform.stack import program as platform_program
+
+        program = platform_program
+
+    mocks = OfflineMocks(
+        region=config.region or "local",
+        stack=name,
+        existing_roles=existing_roles,
+        gcp_project=config.gcp_project,
+    )
+    monitor = RecordingMonitor(mocks)
+    set_root_resource(None)  # type: ignore[arg-type]
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
+    engine_config, secret_keys = _engine_config(stack_file)
+    pulumi.runtime.set_all_config(engine_config, secret_keys=secret_keys)
+    exported: dict[str, Any] = {}
+
+    def run() -> Any:
+        outputs = program()
+        masked = {k: pulumi.Output.from_input(v) for k, v in outputs.items()}
+
+        async def collect() -> None:
+            for key, out in masked.items():
+                value = await out.future(with_unknowns=True)
+                exported[key] = SECRET if await out.is_secret() else _mask(value)
+
+        return _sync_await(collect())
+
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(run))
+    # Registrations arrive from a thread pool in varying order; sort so the same stack gives the same plan.
+    resources = sorted(monitor.recorded, key=lambda r: r.urn)
+    return Plan(stack=name, config=config, resources=resources, outputs=dict(sorted(exported.items())))
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The `plan --json` object of docs/cli.md (cost and violations are added by their modules)."""
+    return {
+        "stack": plan.stack,
+        "project": PROJECT,
+        "environment": plan.config.environment,
+        "resources": [r.to_json() for r in plan.resources],
+        "outputs": plan.outputs,
+    }
