@@ -13,7 +13,7 @@ import yaml
 from mlops_infra.components import accelerators, catalog
 from mlops_infra.components.accelerators import REGISTRY, UnsupportedAccelerator, accelerator
 from mlops_infra.components.gcp.node_pools import gke_added_labels, node_labels, pool_taints
-from mlops_infra.platform.config import NodeGroupConfig
+from mlops_infra.components.node_group import NodeGroupSpec
 
 from plan_support import MONITORING_FILES
 
@@ -100,9 +100,7 @@ def test_device_counts_come_from_the_catalog():
 @pytest.mark.parametrize("kind", ["gpu", "tpu"])
 def test_gke_pool_labels_and_taints_are_what_a_registry_placed_pod_needs(kind):
     machine, topology = ("g2-standard-8", None) if kind == "gpu" else ("ct5lp-hightpu-4t", "2x2")
-    group = NodeGroupConfig(
-        name="acc", role=kind, instance_types=[machine], max_size=2, tpu_topology=topology
-    )
+    group = NodeGroupSpec(name="acc", role=kind, instance_types=(machine,), max_size=2, tpu_topology=topology)
     acc = accelerator(kind, "gcp")
     labels = {**node_labels(group), **gke_added_labels(group)}
     key, value = acc.selector

@@ -108,7 +108,11 @@ def _monitoring_plan():
         config = config_from_pulumi()
         provider = k8s.Provider("cluster", kubeconfig="{}")
         handle = ClusterHandle(
-            name="c", cloud="aws", version="1.33", provider=provider, node_groups=list(config.node_groups)
+            name="c",
+            cloud="aws",
+            version="1.33",
+            provider=provider,
+            node_groups=[g.spec() for g in config.node_groups],
         )
         AcceleratorMonitoring(
             "accelerator-monitoring",

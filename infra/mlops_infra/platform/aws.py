@@ -20,6 +20,7 @@ from mlops_infra.components.aws.versions import autoscaler_image_tag
 from mlops_infra.components.k8s.accelerators import AcceleratorDevicePlugins, AcceleratorDevicePluginsArgs
 from mlops_infra.components.k8s.cluster import ClusterHandle, NetworkFacts
 from mlops_infra.components.k8s.cluster_autoscaler import (
+    AutoscalerSettings,
     ClusterAutoscaler,
     ClusterAutoscalerArgs,
     PriorityGroup,
@@ -129,7 +130,7 @@ def aws_cluster(
                 NodeGroupArgs(
                     cluster_name=name,
                     cluster_version=config.cluster.version,
-                    group=group,
+                    group=group.spec(),
                     subnet_ids=subnets,
                     ebs_kms_key_arn=eks.ebs_key.arn,
                     tags=tags,
@@ -158,7 +159,7 @@ def aws_cluster(
         cloud="aws",
         version=config.cluster.version,
         provider=eks.provider,
-        node_groups=list(config.node_groups),
+        node_groups=[g.spec() for g in config.node_groups],
         bind_workload_identity=irsa_binder(name, eks.oidc_provider_arn, eks.oidc_issuer, eks, tags),
         depends_on=ready,
         network=NetworkFacts(
@@ -191,7 +192,9 @@ def aws_cluster(
             ClusterAutoscalerArgs(
                 cluster=handle,
                 image_tag=autoscaler_image_tag(config.cluster.version),
-                settings=config.autoscaler,
+                settings=AutoscalerSettings(
+                    **config.autoscaler.model_dump(exclude={"enabled", "scale_down_unneeded_time"})
+                ),
                 scale_down_unneeded_time=config.autoscaler.scale_down_unneeded_time
                 or config.defaults.scale_down_unneeded_time,
                 region=config.region,

@@ -23,8 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.alias_generators import to_camel
 
 from mlops_infra.components import catalog
-from mlops_infra.components.accelerators import AWS_GPU_MODEL_LABEL
+from mlops_infra.components.accelerators import AWS_GPU_MODEL_LABEL, NodeTaint
 from mlops_infra.components.k8s import canary_traffic
+from mlops_infra.components.node_group import NodeGroupSpec
 from mlops_infra.platform.cron import CronError, min_interval_minutes
 
 PROJECT = "mlops-platform"
@@ -242,6 +243,25 @@ class NodeGroupConfig(Model):
     @property
     def accelerated(self) -> bool:
         return self.role in ACCELERATOR_ROLES
+
+    def spec(self) -> NodeGroupSpec:
+        """The group as the cloud components take it (plain values, no stack config)."""
+        return NodeGroupSpec(
+            name=self.name,
+            role=self.role,
+            instance_types=tuple(self.instance_types),
+            max_size=self.max_size,
+            min_size=self.min_size,
+            desired_size=self.desired_size,
+            capacity=self.capacity,
+            disk_size_gb=self.disk_size_gb,
+            labels=dict(self.labels),
+            taints=tuple(NodeTaint(t.key, t.value, t.effect) for t in self.taints),
+            tpu_topology=self.tpu_topology,
+            zones=tuple(self.zones) if self.zones else None,
+            reservation=self.reservation,
+            gpu_driver_version=self.gpu_driver_version,
+        )
 
     @property
     def desired(self) -> int:

@@ -80,7 +80,7 @@ class GkePlatform(pulumi.ComponentResource):
                     project=project,
                     cluster_name=self.gke.cluster.name,
                     location=self.gke.cluster.location,
-                    group=group,
+                    group=group.spec(),
                     zones=pool_zones,
                     node_service_account=self.gke.node_service_account.email,
                     labels=labels,
@@ -122,7 +122,7 @@ class GkePlatform(pulumi.ComponentResource):
             cloud="gcp",
             version=config.cluster.version,
             provider=self.gke.provider,
-            node_groups=list(config.node_groups),
+            node_groups=[g.spec() for g in config.node_groups],
             bind_workload_identity=self.workload_identity.bind,
             depends_on=[pool for group in self.node_pools for pool in group.pools],
             network=NetworkFacts(

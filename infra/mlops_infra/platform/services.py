@@ -17,7 +17,13 @@ import pulumi_random as random
 
 from mlops_infra.components.k8s import redis as k8s_redis
 from mlops_infra.components.k8s.cluster import ClusterHandle, NetworkFacts
-from mlops_infra.components.k8s.mlflow import LOCAL_ARTIFACT_ROOT, Mlflow, MlflowArgs, MlflowDatabase
+from mlops_infra.components.k8s.mlflow import (
+    LOCAL_ARTIFACT_ROOT,
+    GatewayRoute,
+    Mlflow,
+    MlflowArgs,
+    MlflowDatabase,
+)
 from mlops_infra.components.k8s.monitoring import Monitoring, MonitoringArgs, MonitoringSettings
 from mlops_infra.components.k8s.namespaces import Namespaces
 from mlops_infra.components.k8s.opencost import PRICING_API_KEY, OpenCost, OpenCostArgs
@@ -276,7 +282,7 @@ def _mlflow(
     )
     database_ready: list[pulumi.Resource] = []
     if config.mlflow_database == "managed" and config.cloud == "gcp":
-        from mlops_infra.components.gcp.cloud_sql import mlflow_cloud_sql
+        from mlops_infra.platform.gcp_services import mlflow_cloud_sql
 
         cloud_sql = mlflow_cloud_sql(config, cluster, secret_password, group)
         # Private IP over the VPC peering; the instance accepts TLS connections only (sslMode ENCRYPTED_ONLY).
@@ -338,7 +344,7 @@ def _mlflow(
         if config.region:
             extra_env = {"AWS_REGION": config.region, "AWS_DEFAULT_REGION": config.region}
     elif config.mlflow_artifacts == "object-store" and config.cloud == "gcp":
-        from mlops_infra.components.gcp.storage import gcs_artifact_store
+        from mlops_infra.platform.gcp_services import gcs_artifact_store
 
         destination, annotations = gcs_artifact_store(config, cluster, group)
     elif config.mlflow_artifacts == "object-store":
@@ -355,7 +361,7 @@ def _mlflow(
             service_account_annotations=annotations,
             replicas=mlflow.replicas,
             service_monitor=service_monitor,
-            route=mlflow.route,
+            route=GatewayRoute(**mlflow.route.model_dump()) if mlflow.route else None,
             extra_env=extra_env,
             # The schema migration (init container) needs the database and its user to exist.
             depends_on=(*deps, secret, *database_ready),

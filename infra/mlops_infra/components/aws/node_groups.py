@@ -17,7 +17,8 @@ import pulumi
 import pulumi_aws as aws
 
 from mlops_infra.components import accelerators, catalog
-from mlops_infra.platform.config import NodeGroupConfig, Taint
+from mlops_infra.components.accelerators import NodeTaint as Taint
+from mlops_infra.components.node_group import NodeGroupSpec
 
 ROOT_DEVICE = "/dev/xvda"  # AL2023 AMIs boot from xvda
 NODE_POLICIES = (
@@ -33,6 +34,7 @@ TAINT_EFFECTS = {
     "PreferNoSchedule": "PREFER_NO_SCHEDULE",
 }
 CA_PREFIX = "k8s.io/cluster-autoscaler"
+CLUSTER_STAND_IN = "<cluster-name>"  # in per-cluster tag keys until the cluster name (an Output) is known
 TEMPLATE = f"{CA_PREFIX}/node-template"
 EPHEMERAL_STORAGE_FRACTION = (
     0.9  # OS, images and kubelet eviction thresholds take the rest of the root volume
@@ -43,14 +45,14 @@ EPHEMERAL_STORAGE_FRACTION = (
 class NodeGroupArgs:
     cluster_name: pulumi.Input[str]
     cluster_version: str
-    group: NodeGroupConfig
+    group: NodeGroupSpec
     subnet_ids: list[pulumi.Input[str]]
     ebs_kms_key_arn: pulumi.Input[str] | None = None
     tags: dict[str, str] = field(default_factory=dict)
     node_repair: bool = True
 
 
-def instance_types(group: NodeGroupConfig) -> list[catalog.InstanceType]:
+def instance_types(group: NodeGroupSpec) -> list[catalog.InstanceType]:
     return [catalog.instance(t) for t in group.instance_types]
 
 
@@ -62,7 +64,7 @@ def _dedupe_taints(taints: list[Taint]) -> list[Taint]:
 
 
 def autoscaler_node_template_tags(
-    cluster_name: str, group: NodeGroupConfig, labels: dict[str, str], taints: list[Taint]
+    cluster_name: str, group: NodeGroupSpec, labels: dict[str, str], taints: list[Taint]
 ) -> dict[str, str]:
     """ASG tags describing a node of this group before one exists (scale from zero).
 
@@ -96,6 +98,10 @@ def autoscaler_node_template_tags(
     storage = int(group.disk_size_gb * EPHEMERAL_STORAGE_FRACTION)
     tags[f"{TEMPLATE}/resources/ephemeral-storage"] = f"{storage}Gi"
     return tags
+
+
+def _with_cluster(key: str, stand_in: str, cluster: pulumi.Output[str]) -> pulumi.Output[str]:
+    return cluster.apply(lambda name: key.replace(stand_in, name))
 
 
 def _slug(text: str) -> str:
@@ -172,19 +178,19 @@ class ManagedNodeGroup(pulumi.ComponentResource):
 
     # ---- what differs per kind
 
-    def default_labels(self, group: NodeGroupConfig) -> dict[str, str]:
+    def default_labels(self, group: NodeGroupSpec) -> dict[str, str]:
         labels = accelerators.group_labels(group.name, group.role)
         if group.role in accelerators.KINDS:
             labels |= accelerators.accelerator(group.role, "aws").platform_node_labels()
         return labels
 
-    def default_taints(self, group: NodeGroupConfig) -> list[Taint]:
+    def default_taints(self, group: NodeGroupSpec) -> list[Taint]:
         if group.role not in accelerators.KINDS:
             return []
         taint = accelerators.accelerator(group.role, "aws").taint
-        return [Taint(key=taint.key, value=taint.value, effect=taint.effect)]  # type: ignore[arg-type]
+        return [taint]
 
-    def ami_type(self, group: NodeGroupConfig) -> str:
+    def ami_type(self, group: NodeGroupSpec) -> str:
         arch = instance_types(group)[0].arch
         if group.role in accelerators.KINDS:
             amis = accelerators.accelerator(group.role, "aws").ami_types
@@ -193,7 +199,7 @@ class ManagedNodeGroup(pulumi.ComponentResource):
             return amis[arch]
         return "AL2023_ARM_64_STANDARD" if arch == "arm64" else "AL2023_x86_64_STANDARD"
 
-    def update_config(self, group: NodeGroupConfig) -> aws.eks.NodeGroupUpdateConfigArgs:
+    def update_config(self, group: NodeGroupSpec) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable_percentage=33)
 
     # ---- shared parts
@@ -266,21 +272,27 @@ class ManagedNodeGroup(pulumi.ComponentResource):
         )
 
     def _asg_tags(self, name: str, args: NodeGroupArgs) -> list[aws.autoscaling.Tag]:
-        """One `aws.autoscaling.Tag` per template tag; the cluster name must be known here (a string)."""
-        cluster = args.cluster_name if isinstance(args.cluster_name, str) else None
-        if cluster is None:
-            raise TypeError("NodeGroupArgs.cluster_name must be a plain string to build autoscaler tags")
-        return [
-            aws.autoscaling.Tag(
-                f"{name}-asg-{_slug(key.removeprefix(CA_PREFIX + '/'))}",
-                autoscaling_group_name=self.asg_name,
-                tag=aws.autoscaling.TagTagArgs(key=key, value=value, propagate_at_launch=False),
-                opts=pulumi.ResourceOptions(parent=self),
+        """One `aws.autoscaling.Tag` per template tag. The cluster name may be an Output (a cluster created in
+        the same program): tag keys that contain it resolve with it, resource names use a stand-in."""
+        known = args.cluster_name if isinstance(args.cluster_name, str) else None
+        stand_in = known or CLUSTER_STAND_IN
+        cluster = pulumi.Output.from_input(args.cluster_name)
+        tags = []
+        for key, value in autoscaler_node_template_tags(
+            stand_in, self.config, self.labels, self.taints
+        ).items():
+            real_key: pulumi.Input[str] = (
+                key if known or stand_in not in key else _with_cluster(key, stand_in, cluster)
             )
-            for key, value in autoscaler_node_template_tags(
-                cluster, self.config, self.labels, self.taints
-            ).items()
-        ]
+            tags.append(
+                aws.autoscaling.Tag(
+                    f"{name}-asg-{_slug(key.removeprefix(CA_PREFIX + '/'))}",
+                    autoscaling_group_name=self.asg_name,
+                    tag=aws.autoscaling.TagTagArgs(key=real_key, value=value, propagate_at_launch=False),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+            )
+        return tags
 
 
 class SystemNodeGroup(ManagedNodeGroup):
@@ -289,10 +301,10 @@ class SystemNodeGroup(ManagedNodeGroup):
     TYPE = "mlops:aws:SystemNodeGroup"
     ROLE = "system"
 
-    def default_taints(self, group: NodeGroupConfig) -> list[Taint]:
-        return [Taint(key="CriticalAddonsOnly", value="true", effect="NoSchedule")]
+    def default_taints(self, group: NodeGroupSpec) -> list[Taint]:
+        return [Taint("CriticalAddonsOnly", "true", "NoSchedule")]
 
-    def update_config(self, group: NodeGroupConfig) -> aws.eks.NodeGroupUpdateConfigArgs:
+    def update_config(self, group: NodeGroupSpec) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)  # one add-on node at a time
 
 
@@ -309,14 +321,14 @@ class GpuNodeGroup(ManagedNodeGroup):
     TYPE = "mlops:aws:GpuNodeGroup"
     ROLE = "gpu"
 
-    def default_labels(self, group: NodeGroupConfig) -> dict[str, str]:
+    def default_labels(self, group: NodeGroupSpec) -> dict[str, str]:
         labels = super().default_labels(group)
         models = [accelerators.cloud_node_labels("aws", t) for t in group.instance_types]
         if all(m == models[0] for m in models):  # one GPU model: the autoscaler's model label is true
             labels |= models[0]
         return labels
 
-    def update_config(self, group: NodeGroupConfig) -> aws.eks.NodeGroupUpdateConfigArgs:
+    def update_config(self, group: NodeGroupSpec) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)  # GPUs are scarce: replace one at a time
 
 
@@ -326,7 +338,7 @@ class NeuronNodeGroup(ManagedNodeGroup):
     TYPE = "mlops:aws:NeuronNodeGroup"
     ROLE = "neuron"
 
-    def update_config(self, group: NodeGroupConfig) -> aws.eks.NodeGroupUpdateConfigArgs:
+    def update_config(self, group: NodeGroupSpec) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)
 
 

@@ -23,10 +23,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from mlops_infra.components import catalog
-from mlops_infra.components.gcp.labels import gcp_labels
 from mlops_infra.components.gcp.private_service_access import PrivateServiceAccess, PrivateServiceAccessArgs
-from mlops_infra.components.k8s.cluster import ClusterHandle
-from mlops_infra.platform.config import StackConfig
 
 # The major version new Cloud SQL instances default to (Cloud SQL for PostgreSQL FAQ), the one RDS pins too
 # (aws/rds.py); MLflow 3.x reaches it through SQLAlchemy + psycopg2. Minor versions follow in maintenance.
@@ -175,30 +172,3 @@ class CloudSqlPostgres(pulumi.ComponentResource):
         self.connection_name: pulumi.Output[str] = self.instance.connection_name
         self.ready: list[pulumi.Resource] = [self.database, self.user]
         self.register_outputs({"host": self.host, "connectionName": self.connection_name})
-
-
-def mlflow_cloud_sql(
-    config: StackConfig, cluster: ClusterHandle, password: pulumi.Input[str], parent: pulumi.Resource
-) -> CloudSqlPostgres:
-    """MLflow's managed database on a gcp stack: in the cluster's VPC, HA and protected in prod."""
-    if config.gcp_project is None or config.region is None or cluster.network is None:
-        raise ValueError("a Cloud SQL database needs gcp:project, gcp:region and the cluster's network")
-    mlflow = config.services.mlflow
-    return CloudSqlPostgres(
-        f"{config.cluster_name}-mlflow",
-        CloudSqlPostgresArgs(
-            project=config.gcp_project,
-            region=config.region,
-            network_id=cluster.network.network_id,
-            password=password,
-            tier=mlflow.database_tier,
-            storage_gb=mlflow.database_storage_gb,
-            backup_retention_days=mlflow.backup_retention_days,
-            high_availability=config.is_prod,
-            deletion_protection=config.protect_stateful,
-            protect=config.protect_stateful,
-            labels=gcp_labels(config.all_tags),
-            depends_on=list(cluster.prerequisites),
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )

@@ -19,7 +19,7 @@ import pulumi_gcp as gcp
 
 from mlops_infra.components import accelerators, catalog
 from mlops_infra.components.gcp.apis import CONTAINER, IMAGE_STREAMING, ProjectApis, after
-from mlops_infra.platform.config import NodeGroupConfig
+from mlops_infra.components.node_group import NodeGroupSpec
 
 SPOT_LABEL = "cloud.google.com/gke-spot"
 _EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
@@ -40,13 +40,13 @@ class PoolSpec:
     single_zone_limits: bool = False  # per-zone min/max (TPU pools live in one zone)
 
 
-def tpu_hosts(group: NodeGroupConfig) -> int:
+def tpu_hosts(group: NodeGroupSpec) -> int:
     """Nodes in one slice of this TPU group (1 for single-host slices)."""
     assert group.tpu_topology is not None, "validated by config: TPU groups have a topology"
     return catalog.tpu_hosts(group.instance_types[0], group.tpu_topology)
 
 
-def pool_specs(group: NodeGroupConfig, zones: list[str]) -> list[PoolSpec]:
+def pool_specs(group: NodeGroupSpec, zones: list[str]) -> list[PoolSpec]:
     """The pools of one node group in the given zones (TPU groups use the first zone only)."""
     if group.role == "tpu":
         zone = (group.zones or zones)[:1]
@@ -77,7 +77,7 @@ def pool_specs(group: NodeGroupConfig, zones: list[str]) -> list[PoolSpec]:
     return [PoolSpec(group.name, pool_zones, group.min_size, group.max_size, per_zone)]
 
 
-def pool_taints(group: NodeGroupConfig) -> list[tuple[str, str, str]]:
+def pool_taints(group: NodeGroupSpec) -> list[tuple[str, str, str]]:
     """(key, value, GKE effect) for a group: its own taints, plus the GPU taint on GPU pools.
 
     GKE taints GPU nodes itself only when the cluster has non-GPU pools; declaring the taint too means it
@@ -91,12 +91,12 @@ def pool_taints(group: NodeGroupConfig) -> list[tuple[str, str, str]]:
     return taints
 
 
-def node_labels(group: NodeGroupConfig) -> dict[str, str]:
+def node_labels(group: NodeGroupSpec) -> dict[str, str]:
     """Kubernetes labels this module sets on a pool's nodes (GKE adds its accelerator labels on top)."""
     return {**group.labels, **accelerators.group_labels(group.name, group.role)}
 
 
-def gke_added_labels(group: NodeGroupConfig) -> dict[str, str]:
+def gke_added_labels(group: NodeGroupSpec) -> dict[str, str]:
     """Labels GKE itself puts on the nodes of this group: what workloads select accelerators by."""
     labels = accelerators.cloud_node_labels("gcp", group.instance_types[0], group.tpu_topology)
     if group.capacity == "spot":
@@ -141,7 +141,7 @@ class GkeNodePoolArgs:
     project: str
     cluster_name: pulumi.Input[str]
     location: pulumi.Input[str]
-    group: NodeGroupConfig
+    group: NodeGroupSpec
     zones: list[str]
     node_service_account: pulumi.Input[str]
     labels: dict[str, str] = field(default_factory=dict)

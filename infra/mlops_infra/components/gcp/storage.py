@@ -5,14 +5,10 @@ versioned so an overwritten or deleted model can be recovered, optionally encryp
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_gcp as gcp
-
-from mlops_infra.components.k8s.cluster import ClusterHandle
-from mlops_infra.platform.config import StackConfig
 
 
 def bucket_name(project: str, cluster: str, purpose: str) -> str:
@@ -70,35 +66,3 @@ class ArtifactBucket(pulumi.ComponentResource):
         )
         self.url: pulumi.Output[str] = self.bucket.name.apply(lambda n: f"gs://{n}")
         self.register_outputs({"bucket": self.bucket.name, "url": self.url})
-
-
-def gcs_artifact_store(
-    config: StackConfig,
-    cluster: ClusterHandle,
-    parent: pulumi.Resource,
-    namespace: str = "mlflow",
-    service_account: str = "mlflow",
-) -> tuple[pulumi.Output[str], dict[str, pulumi.Input[str]]]:
-    """MLflow's artifact store on a gcp stack: the bucket plus read/write access for the MLflow server's KSA
-    through Workload Identity. Returns (gs:// destination, annotations for the MLflow ServiceAccount).
-    """
-    if config.gcp_project is None or config.region is None or cluster.bind_workload_identity is None:
-        raise ValueError("a GCS artifact store needs gcp:project, gcp:region and a GKE cluster handle")
-    name = bucket_name(config.gcp_project, config.cluster_name, "mlflow")
-    from mlops_infra.components.gcp.labels import gcp_labels
-
-    bucket = ArtifactBucket(
-        f"{config.cluster_name}-mlflow-artifacts",
-        ArtifactBucketArgs(
-            project=config.gcp_project,
-            location=config.region,
-            name=name,
-            labels=gcp_labels(config.all_tags),
-            protect=config.protect_stateful,
-            depends_on=list(cluster.prerequisites),
-        ),
-        opts=pulumi.ResourceOptions(parent=parent),
-    )
-    policy = json.dumps({"bucket": name, "role": "roles/storage.objectUser"})
-    annotations = dict(cluster.bind_workload_identity("mlflow-artifacts", namespace, service_account, policy))
-    return bucket.url, annotations

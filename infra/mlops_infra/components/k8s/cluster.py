@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pulumi
 import pulumi_kubernetes as k8s
 
-from mlops_infra.platform.config import NodeGroupConfig
+from mlops_infra.components.node_group import NodeGroupSpec
 
 if TYPE_CHECKING:
     from mlops_infra.components.images import Registry
@@ -37,7 +37,7 @@ class ClusterHandle:
     cloud: str
     version: str
     provider: k8s.Provider
-    node_groups: list[NodeGroupConfig] = field(default_factory=list)
+    node_groups: list[NodeGroupSpec] = field(default_factory=list)
     bind_workload_identity: WorkloadIdentityBinder | None = None
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     network: NetworkFacts | None = None

@@ -14,7 +14,6 @@ import pulumi_kubernetes as k8s
 
 from mlops_infra.components.accelerators import GROUP_LABEL, ROLE_LABEL
 from mlops_infra.components.k8s.cluster import ClusterHandle
-from mlops_infra.platform.config import AutoscalerConfig
 
 CHART = "cluster-autoscaler"
 CHART_REPO = "https://kubernetes.github.io/autoscaler"
@@ -43,10 +42,23 @@ class PriorityGroup:
 
 
 @dataclass(frozen=True)
+class AutoscalerSettings:
+    """How eagerly cluster-autoscaler adds and removes nodes (its command-line flags)."""
+
+    expander: str = "priority,least-waste"  # chainable: priority first, least-waste among equals
+    scale_down_delay_after_add: str = "10m"
+    scale_down_utilization_threshold: float = 0.5
+    # Counts GPU *requests* on GPU nodes: an idle GPU node is removed even if its CPU is busy.
+    gpu_scale_down_utilization_threshold: float = 0.5
+    balance_similar_node_groups: bool = True
+    max_node_provision_time: str = "15m"
+
+
+@dataclass(frozen=True)
 class ClusterAutoscalerArgs:
     cluster: ClusterHandle
     image_tag: str
-    settings: AutoscalerConfig = field(default_factory=AutoscalerConfig)
+    settings: AutoscalerSettings = field(default_factory=AutoscalerSettings)
     scale_down_unneeded_time: str = "10m"
     cloud_provider: str = "aws"
     region: str | None = None
@@ -74,14 +86,13 @@ def expander_priorities(groups: Sequence[PriorityGroup]) -> dict[str, list[str]]
     return {str(k): v for k, v in sorted(table.items())}
 
 
-def extra_args(settings: AutoscalerConfig, scale_down_unneeded_time: str) -> dict[str, Any]:
+def extra_args(settings: AutoscalerSettings, scale_down_unneeded_time: str) -> dict[str, Any]:
     args: dict[str, Any] = {
         "expander": settings.expander,
         "balance-similar-node-groups": settings.balance_similar_node_groups,
         "scale-down-unneeded-time": scale_down_unneeded_time,
         "scale-down-delay-after-add": settings.scale_down_delay_after_add,
         "scale-down-utilization-threshold": settings.scale_down_utilization_threshold,
-        # Counts GPU *requests* on GPU nodes: an idle GPU node is removed even if its CPU is busy.
         "scale-down-gpu-utilization-threshold": settings.gpu_scale_down_utilization_threshold,
         "max-node-provision-time": settings.max_node_provision_time,
         "skip-nodes-with-local-storage": False,  # emptyDir scratch space must not pin a GPU node forever

@@ -15,7 +15,6 @@ import pulumi_kubernetes as k8s
 
 from mlops_infra.components.k8s.cluster import ClusterHandle
 from mlops_infra.components.k8s.security import restricted_container_security, restricted_pod_security
-from mlops_infra.platform.config import GatewayRouteConfig
 
 # Upstream image with database drivers and cloud SDKs (MLflow 3.16.1; the project's client is 3.17, and the
 # REST API is compatible across 3.x minors).
@@ -52,6 +51,16 @@ class MlflowDatabase:
 
 
 @dataclass(frozen=True)
+class GatewayRoute:
+    """Expose MLflow through an existing Gateway API Gateway (an HTTPRoute attached to it)."""
+
+    hostname: str
+    gateway_name: str
+    gateway_namespace: str = "gateway"
+    section_name: str | None = None
+
+
+@dataclass(frozen=True)
 class MlflowArgs:
     cluster: ClusterHandle
     database: MlflowDatabase
@@ -65,7 +74,7 @@ class MlflowArgs:
     replicas: int = 1
     workers: int = 2
     service_monitor: bool = True
-    route: GatewayRouteConfig | None = None
+    route: GatewayRoute | None = None
     client_namespaces: tuple[str, ...] = ("serving", "retraining", "monitoring")
     extra_env: Mapping[str, str] = field(default_factory=dict)
     depends_on: tuple[pulumi.Resource, ...] = ()
