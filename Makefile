@@ -90,6 +90,7 @@ model-rollback: setup
 lint: setup
 	$(BIN)/ruff check infra tests policies workloads monitoring examples
 	$(BIN)/ruff format --check infra tests policies workloads monitoring examples
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy

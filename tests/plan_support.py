@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from mlops_infra.tooling.offline import Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ROOT / "stacks"

@@ -10,7 +10,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from mlops_infra.tooling.offline import SECRET, UNKNOWN, Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import SECRET, UNKNOWN, Plan
 
 from plan_support import REFERENCE_STACKS, STACKS, reference_plan
 

@@ -31,7 +31,7 @@ from mlops_policies.settings import default_config, merge, resolve
 
 if TYPE_CHECKING:
     from mlops_infra.platform.config import StackConfig
-    from mlops_infra.tooling.offline import Plan
+    from mlops_infra.tooling.plan import Plan
 
 ALL_RULES: list[Rule] = [
     *security.RULES,
@@ -135,7 +135,13 @@ def run_rules(
 
 
 def check_plan(plan: Plan, overrides: Mapping[str, Any] | None = None) -> list[Violation]:
-    config = stack_policy_config(plan.config)
+    """The pack over a plan: the stack's policy config, or for a program without one (`plan --program`) the
+    defaults of the environment its resources are tagged with (dev when they carry none)."""
+    config = (
+        stack_policy_config(plan.config)
+        if plan.config is not None
+        else default_config(plan.environment or "dev")
+    )
     if overrides:
         config = merge(config, overrides)
     return run_rules(resources_from_plan(plan), config)

@@ -18,7 +18,8 @@ from mlops_infra.components.k8s.monitoring import (
     pushgateway_values,
 )
 from mlops_infra.tooling import chart_keys
-from mlops_infra.tooling.offline import Plan, RecordedResource, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies.charts import helm_values_known
 from mlops_policies.model import HELM_RELEASE, Resource
 

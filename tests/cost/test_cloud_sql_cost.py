@@ -10,7 +10,7 @@ import pytest
 from policy.plan_edits import edit_plan
 
 from mlops_infra.tooling.cost.estimator import estimate_plan
-from mlops_infra.tooling.offline import Plan
+from mlops_infra.tooling.plan import Plan
 
 INSTANCE = "gcp:sql/databaseInstance:DatabaseInstance"
 

@@ -18,7 +18,7 @@ from mlops_infra.components import catalog
 from mlops_infra.tooling.cli import main, plan_document
 from mlops_infra.tooling.cost.compare import CompareError, compare, to_markdown
 from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH
-from mlops_infra.tooling.offline import Plan
+from mlops_infra.tooling.plan import Plan
 
 from plan_support import ROOT, load_stack_doc
 

@@ -22,7 +22,8 @@ from mlops_infra.tooling.cost.rightsize import (
     rightsize,
     workloads,
 )
-from mlops_infra.tooling.offline import Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
 
 from plan_support import ROOT, load_stack_doc
 

@@ -12,7 +12,7 @@ from services.service_lookup import find_object, only
 
 from mlops_infra.components.gcp.apis import SERVICE_NETWORKING, SQL_ADMIN
 from mlops_infra.components.gcp.cloud_sql import DATABASE_FLAGS, POSTGRES_VERSION
-from mlops_infra.tooling.offline import SECRET, Plan, RecordedResource
+from mlops_infra.tooling.plan import SECRET, Plan, RecordedResource
 from mlops_policies.preconditions.graph import DependencyGraph
 from mlops_policies.runner import resources_from_plan
 

@@ -16,7 +16,7 @@ from mlops_infra.components.gcp.cluster import NODE_SA_ROLES
 from mlops_infra.components.gcp.labels import account_id
 from mlops_infra.components.gcp.node_pools import gke_added_labels, tpu_workload_placement
 from mlops_infra.platform.config import ConfigError
-from mlops_infra.tooling.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 
 STACK = "prod-gcp"
 PROJECT_ID = "acme-mlops-prod"

@@ -9,7 +9,8 @@ from policy.plan_edits import findings
 from mlops_infra.components.gcp.apis import MANAGED_DATABASE_APIS, REQUIRED_APIS
 from mlops_infra.components.gcp.artifact_registry import ArtifactRegistry, ArtifactRegistryArgs
 from mlops_infra.components.gcp.cluster import NODE_SA_ROLES
-from mlops_infra.tooling.offline import SECRET, Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import SECRET, Plan
 
 from plan_support import STACKS
 

@@ -11,7 +11,7 @@ import pytest
 
 from mlops_infra.tooling import cli
 from mlops_infra.tooling.guardrails import add_to_plan_document
-from mlops_infra.tooling.offline import plan_json
+from mlops_infra.tooling.plan import plan_json
 from mlops_policies.runner import check_document, check_plan
 
 from plan_support import REFERENCE_STACKS

@@ -17,7 +17,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-from mlops_infra.tooling.offline import Plan
+from mlops_infra.tooling.plan import Plan
 from mlops_policies.pack import policies, resource_from_args
 from mlops_policies.runner import ALL_RULES, resources_from_plan
 from mlops_policies.settings import PolicyConfigError, default_config, resolve

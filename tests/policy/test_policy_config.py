@@ -15,7 +15,7 @@ from policy.crossguard_engine import ConfigRejected, Finding, engine_findings, r
 
 from mlops_infra.platform.config import load_stack
 from mlops_infra.tooling.cli import main
-from mlops_infra.tooling.offline import Plan
+from mlops_infra.tooling.plan import Plan
 from mlops_infra.tooling.policy_files import policy_config_text
 from mlops_policies.model import Violation
 from mlops_policies.runner import check_plan, resources_from_plan

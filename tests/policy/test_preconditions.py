@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra.tooling.offline import ACCOUNT_ID, Plan, RecordedResource
+from mlops_infra.tooling.offline import ACCOUNT_ID
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies.model import Resource
 from mlops_policies.preconditions.gcp_apis import needed_apis
 from mlops_policies.preconditions.image_pushes import is_loopback, parse_image

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra.tooling.offline import Plan, RecordedResource, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies.model import Resource
 from mlops_policies.runner import ALL_RULES, check_plan
 from mlops_policies.security import k8s_no_privileged, k8s_run_as_non_root

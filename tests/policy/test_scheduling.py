@@ -10,7 +10,7 @@ import pytest
 from policy.plan_edits import edit_plan, findings
 
 from mlops_infra.components import accelerators
-from mlops_infra.tooling.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies.selectors import node_affinity_matches, selector_matches, tolerates
 
 from plan_support import REFERENCE_STACKS

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra.tooling.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies.runner import resources_from_plan
 from mlops_policies.scraping import phases, scrape_paths, selects
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra.tooling.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies import promql, telemetry
 from mlops_policies.runner import ALL_RULES
 

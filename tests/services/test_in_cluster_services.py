@@ -9,7 +9,7 @@ import pytest
 from services.service_lookup import find_object
 
 from mlops_infra.platform.config import ConfigError, parse_stack_config
-from mlops_infra.tooling.offline import SECRET, Plan
+from mlops_infra.tooling.plan import SECRET, Plan
 
 from plan_support import reference_plan
 

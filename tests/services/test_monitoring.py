@@ -24,7 +24,8 @@ from mlops_infra.components.k8s.rules import (
     load_rule_files,
 )
 from mlops_infra.platform.config import ENVIRONMENT_DEFAULTS
-from mlops_infra.tooling.offline import Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
 
 from plan_support import MONITORING_FILES, STACKS, reference_plan
 

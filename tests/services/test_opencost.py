@@ -12,7 +12,7 @@ import pytest
 from services.service_lookup import find_object, find_release
 
 from mlops_infra.components.k8s.opencost import OPENCOST_REPO, OPENCOST_VERSION, PRICING_API_KEY
-from mlops_infra.tooling.offline import Plan, plan_json
+from mlops_infra.tooling.plan import Plan, plan_json
 
 from plan_support import REFERENCE_STACKS, reference_plan
 

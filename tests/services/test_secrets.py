@@ -16,7 +16,8 @@ import pulumi_random as random
 import pytest
 from pulumi.runtime import mocks, rpc
 
-from mlops_infra.tooling.offline import OfflineMocks, Plan, evaluate, plan_json
+from mlops_infra.tooling.offline import OfflineMocks, evaluate
+from mlops_infra.tooling.plan import Plan, plan_json
 from mlops_infra.tooling.render import render
 
 from plan_support import STACKS, reference_plan

@@ -17,7 +17,8 @@ import yaml
 from mlops_infra.components.k8s import canary_traffic
 from mlops_infra.components.k8s.serving import ModelServing, ModelServingArgs, RedisRef
 from mlops_infra.components.local.cluster import LocalCluster, LocalClusterArgs
-from mlops_infra.tooling.offline import Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
 from mlops_infra.tooling.render import manifest
 
 from plan_support import MONITORING_FILES, REFERENCE_STACKS, ROOT, STACKS, load_stack_doc, reference_plan

@@ -21,7 +21,8 @@ from rich.console import Console
 from mlops_infra import __version__
 from mlops_infra.platform.config import ConfigError, Problem, StackConfig, load_stack, override_warnings
 from mlops_infra.tooling import guardrails, plan_view, policy_files
-from mlops_infra.tooling.offline import Plan, evaluate, plan_json, resolve_stack_file
+from mlops_infra.tooling.offline import evaluate, resolve_stack_file
+from mlops_infra.tooling.plan import Plan, plan_json
 from mlops_infra.tooling.project import stacks_dir
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INVALID, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -66,7 +67,8 @@ def _evaluate(path: Path) -> Plan:
     finally:
         if timer is not None:
             timer.cancel()
-    _warn(plan.config, path)
+    if plan.config is not None:
+        _warn(plan.config, path)
     return plan
 
 
@@ -96,14 +98,20 @@ def plan_document(plan: Plan) -> dict[str, Any]:
     return guardrails.add_to_plan_document(plan, plan_json(plan))
 
 
+def _where(plan: Plan) -> str:
+    config = plan.config
+    if config is None:
+        return f"a program's own resources, environment {plan.environment or 'unknown'}"
+    where = config.region or config.cluster.kube_context or "the current kube context"
+    return f"{config.environment}, {config.cloud}, {where}"
+
+
 def cmd_plan(args: argparse.Namespace, out: Console) -> int:
     plan = _plan(args.stack)
     if args.json:
         print(json.dumps(plan_document(plan), indent=2, sort_keys=False))
         return EXIT_OK
-    config = plan.config
-    where = config.region or config.cluster.kube_context or "the current kube context"
-    out.print(f"Plan for stack {plan.stack} ({config.environment}, {config.cloud}, {where}):")
+    out.print(f"Plan for stack {plan.stack} ({_where(plan)}):")
     for line in plan_view.tree_lines(plan):
         out.print(line)
     out.print("")

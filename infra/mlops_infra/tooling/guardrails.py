@@ -15,7 +15,7 @@ from rich.table import Table
 
 from mlops_infra.platform.config import ConfigError, Problem
 from mlops_infra.tooling.cost.estimator import Estimate, Usage, UsageError, estimate_plan, load_usage
-from mlops_infra.tooling.offline import Plan
+from mlops_infra.tooling.plan import Plan
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INVALID = 0, 1, 2
 

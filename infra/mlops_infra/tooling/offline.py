@@ -14,96 +14,23 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc
-from pulumi.runtime.settings import SETTINGS, set_root_resource
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
-from mlops_infra.platform.config import PROJECT, StackConfig, load_stack, stack_name
+from mlops_infra.platform.config import PROJECT, load_stack, stack_name
+from mlops_infra.tooling import sdk
+from mlops_infra.tooling.plan import SECRET, UNKNOWN, Plan, RecordedResource
 
 ACCOUNT_ID = "123456789012"
-SECRET = "[secret]"
-_ABSENT = object()
-UNKNOWN = "[unknown]"
-
-
-@dataclass(frozen=True)
-class RecordedResource:
-    """One resource registration as the engine would see it."""
-
-    urn: str
-    type: str
-    name: str
-    parent: str | None
-    custom: bool
-    protect: bool
-    provider: str | None
-    inputs: dict[str, Any]
-    ignore_changes: tuple[str, ...] = ()
-    depends_on: tuple[str, ...] = ()
-    # What the engine would hold after the step (the mock's answer, masked): computed ARNs, URLs, ids. Policy
-    # rules read it to know what the plan declares; `plan --json` carries the part that is not an input.
-    outputs: dict[str, Any] = field(default_factory=dict)
-    import_id: str | None = None  # the `import_` option: adopt this existing resource instead of creating it
-    retain_on_delete: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "urn": self.urn,
-            "type": self.type,
-            "name": self.name,
-            "parent": self.parent,
-            "custom": self.custom,
-            "protect": self.protect,
-            "inputs": self.inputs,
-            "dependencies": sorted(set(self.depends_on)),
-            "outputs": {k: v for k, v in self.outputs.items() if self.inputs.get(k, _ABSENT) != v},
-        }
-
-
-@dataclass
-class Plan:
-    """What a stack would create: its validated config, every resource and the stack outputs."""
-
-    stack: str
-    config: StackConfig
-    resources: list[RecordedResource]
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    def of_type(self, type_token: str) -> list[RecordedResource]:
-        return [r for r in self.resources if r.type == type_token]
-
-    def named(self, name: str) -> RecordedResource:
-        found = [r for r in self.resources if r.name == name]
-        if len(found) != 1:
-            raise KeyError(f"{len(found)} resources named {name!r}")
-        return found[0]
-
-    def k8s_objects(self) -> list[RecordedResource]:
-        """Custom Kubernetes objects declared directly (not providers, not Helm releases)."""
-        return [
-            r
-            for r in self.resources
-            if r.custom
-            and r.type.startswith("kubernetes:")
-            and not r.type.startswith(("kubernetes:helm.sh/", "pulumi:providers:"))
-        ]
-
-    def helm_releases(self) -> list[RecordedResource]:
-        return self.of_type("kubernetes:helm.sh/v3:Release")
 
 
 def _mask(value: Any) -> Any:
     """Replace secret values by a marker, recursively, so nothing printed can leak them."""
-    if rpc.is_rpc_secret(value):
-        inner = rpc.unwrap_rpc_secret(value)
+    if sdk.is_secret(value):
+        inner = sdk.unwrap_secret(value)
         # A secret map (a Kubernetes Secret's data/stringData) keeps its keys, which are not secret, so
         # rendered Secrets still validate and show which keys they hold.
         if isinstance(inner, Mapping):
@@ -113,7 +40,7 @@ def _mask(value: Any) -> Any:
         return {k: _mask(v) for k, v in sorted(value.items())}
     if isinstance(value, list | tuple):
         return [_mask(v) for v in value]
-    if value == rpc.UNKNOWN:
+    if value == sdk.UNKNOWN:
         return UNKNOWN
     if isinstance(value, pulumi.Resource):
         return "[resource]"
@@ -142,7 +69,7 @@ def _fake_kubeconfig(name: str, endpoint: str, ca: str) -> str:
     )
 
 
-class OfflineMocks(pulumi_mocks.Mocks):
+class OfflineMocks(sdk.Mocks):
     """Return realistic outputs per resource type so that dependent inputs keep their values.
 
     The account answers look-ups like a FRESH one: no IAM role exists unless `existing_roles` lists its ARN
@@ -162,7 +89,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
         region = self.region if regional else ""
         return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{kind}/{name}"
 
-    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
+    def new_resource(self, args: sdk.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         typ, name, inputs = args.typ, args.name, dict(args.inputs)
         rid = f"{name}-{_digest(self.stack, typ, name)}"
         if not args.custom:
@@ -267,7 +194,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 }
             case "random:index/randomPassword:RandomPassword" | "random:index/randomString:RandomString":
                 length = int(inputs.get("length", 32))
-                out |= {"result": rpc.wrap_rpc_secret(_digest(rid, "pw", length=64)[:length])}
+                out |= {"result": sdk.secret(_digest(rid, "pw", length=64)[:length])}
             case "gcp:container/cluster:Cluster":
                 location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
                 out |= {
@@ -300,7 +227,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
                 location = f"projects/{inputs.get('project', 'project')}/locations/{inputs.get('location')}"
                 out |= {"id": f"{location}/keyRings/{inputs.get('name', rid)}"}
             case "gcp:projects/apiKey:ApiKey":
-                out |= {"keyString": rpc.wrap_rpc_secret(f"AIza{_digest(rid, 'key', length=35)}")}
+                out |= {"keyString": sdk.secret(f"AIza{_digest(rid, 'key', length=35)}")}
             case "gcp:kms/cryptoKey:CryptoKey":
                 out |= {"id": f"{inputs.get('keyRing')}/cryptoKeys/{inputs.get('name', rid)}"}
             case "gcp:projects/service:Service":
@@ -376,7 +303,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
             "serviceAccountEmailAddress": f"p{ACCOUNT_ID}-{_digest(rid, length=6)}@gcp-sa-cloud-sql.iam.gserviceaccount.com",
         }
 
-    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+    def call(self, args: sdk.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
         match args.token:
             case "aws:index/getCallerIdentity:getCallerIdentity":
                 return {
@@ -429,7 +356,7 @@ class OfflineMocks(pulumi_mocks.Mocks):
         raise NotImplementedError(f"offline evaluation has no answer for invoke {args.token}")
 
 
-class RecordingMonitor(pulumi_mocks.MockMonitor):
+class RecordingMonitor(sdk.MockMonitor):
     """A mock monitor that keeps every registration request with its resource options."""
 
     def __init__(self, mocks: OfflineMocks):
@@ -440,7 +367,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type == "pulumi:pulumi:Stack":
             return response
-        inputs = rpc.deserialize_properties(request.object, keep_unknowns=True)
+        inputs = sdk.deserialize(request.object)
         provider = (
             request.provider.split("::" + request.provider.rsplit("::", 1)[-1])[0]
             if request.provider
@@ -458,7 +385,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 inputs=_mask(inputs),
                 ignore_changes=tuple(request.ignoreChanges),
                 depends_on=tuple(request.dependencies),
-                outputs=_mask(rpc.deserialize_properties(response.object, keep_unknowns=True)),
+                outputs=_mask(sdk.deserialize(response.object)),
                 import_id=request.importId or None,
                 retain_on_delete=bool(request.retainOnDelete),
             )
@@ -508,37 +435,22 @@ def evaluate(
         gcp_project=config.gcp_project,
     )
     monitor = RecordingMonitor(mocks)
-    set_root_resource(None)  # type: ignore[arg-type]
-    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=name, preview=False, monitor=monitor)
     engine_config, secret_keys = _engine_config(stack_file)
-    pulumi.runtime.set_all_config(engine_config, secret_keys=secret_keys)
     exported: dict[str, Any] = {}
 
-    def run() -> Any:
-        outputs = program()
-        masked = {k: pulumi.Output.from_input(v) for k, v in outputs.items()}
+    def keep(key: str, value: Any, is_secret: bool) -> None:
+        exported[key] = SECRET if is_secret else _mask(value)
 
-        async def collect() -> None:
-            for key, out in masked.items():
-                value = await out.future(with_unknowns=True)
-                exported[key] = SECRET if await out.is_secret() else _mask(value)
-
-        return _sync_await(collect())
-
-    SETTINGS.rpc_manager.clear()
-    SETTINGS.outputs.clear()
-    _sync_await(run_pulumi_func(run))
+    sdk.run_program(
+        program,
+        mocks,
+        monitor,
+        project=PROJECT,
+        stack=name,
+        config=engine_config,
+        secret_keys=secret_keys,
+        on_output=keep,
+    )
     # Registrations arrive from a thread pool in varying order; sort so the same stack gives the same plan.
     resources = sorted(monitor.recorded, key=lambda r: r.urn)
     return Plan(stack=name, config=config, resources=resources, outputs=dict(sorted(exported.items())))
-
-
-def plan_json(plan: Plan) -> dict[str, Any]:
-    """The `plan --json` object of docs/cli.md (cost and violations are added by their modules)."""
-    return {
-        "stack": plan.stack,
-        "project": PROJECT,
-        "environment": plan.config.environment,
-        "resources": [r.to_json() for r in plan.resources],
-        "outputs": plan.outputs,
-    }

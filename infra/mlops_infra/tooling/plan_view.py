@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from mlops_infra.tooling.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 
 PROVIDER_PREFIX = "pulumi:providers:"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from mlops_infra.tooling.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 
 CLUSTER_SCOPE = "cluster"
 

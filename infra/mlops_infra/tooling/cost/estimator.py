@@ -33,7 +33,7 @@ from mlops_infra.components.k8s.objects import dig
 
 if TYPE_CHECKING:
     from mlops_infra.platform.config import BudgetConfig, StackConfig
-    from mlops_infra.tooling.offline import Plan
+    from mlops_infra.tooling.plan import Plan
 
 HOURS_PER_MONTH = 730.0
 CURRENCY = "USD"
@@ -502,9 +502,10 @@ def plan_resources(plan: Plan) -> list[PricedResource]:
 
 def estimate_plan(plan: Plan, usage: Usage | None = None) -> Estimate:
     """The `cost --json` estimate of an offline plan, with the stack's schedules and budget."""
+    config = plan.config
     return estimate(
         plan_resources(plan),
-        schedules=schedules_from_config(plan.config),
+        schedules=schedules_from_config(config) if config is not None else {},
         usage=usage,
-        budget=budget_json(plan.config.budget),
+        budget=budget_json(config.budget) if config is not None else None,
     )

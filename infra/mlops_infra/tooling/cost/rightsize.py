@@ -33,7 +33,7 @@ from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from mlops_infra.tooling.offline import Plan
+    from mlops_infra.tooling.plan import Plan
 
 GIB = 2.0**30
 MIB = 2.0**20
@@ -410,6 +410,10 @@ def advise_group(
 
 def rightsize(plan: Plan, observed: Mapping[str, Mapping[str, float]] | None = None) -> Report:
     config = plan.config
+    if config is None:
+        raise RightsizeError(
+            "right-sizing reads the node groups of a stack config; this plan has none (--program)"
+        )
     groups = [g for g in config.node_groups if g.accelerated]
     found = workloads(plan)
     report = Report(plan.stack, config.environment, [])
@@ -423,6 +427,10 @@ def rightsize(plan: Plan, observed: Mapping[str, Mapping[str, float]] | None = N
                 by_group[target.name].append(w)
     report.groups = [advise_group(g, by_group[g.name], config.environment, config.cloud) for g in groups]
     return report
+
+
+class RightsizeError(ValueError):
+    """A plan right-sizing cannot read."""
 
 
 # ------------------------------------------------------------------------------------------------ usage
