@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import data as ds
-from .drift import DEFAULT_BINS, DEFAULT_DRIFT_THRESHOLD, ReferenceBins
+from .drift import DEFAULT_BINS, DEFAULT_DRIFT_THRESHOLD, DEFAULT_MIN_SAMPLES, ReferenceBins
 from .gate import GateConfig
 from .k8s import JobLauncher, JobSettings, K8sConfig, K8sError, valid_model_name
 from .training import TrainParams
@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="also trigger when one feature's PSI exceeds this",
+    )
+    dm.add_argument(
+        "--min-samples",
+        type=int,
+        default=int(_env("DRIFT_MIN_SAMPLES", str(DEFAULT_MIN_SAMPLES))),
+        help="non-missing values a feature needs (window and reference) to get a PSI; fewer: insufficient data",
     )
 
     vc = sub.add_parser("volume-check", help="enough new labelled rows since the last training -> Job")
@@ -197,6 +203,8 @@ def _champion_reference(args: argparse.Namespace) -> ReferenceBins:
 def cmd_drift_monitor(args: argparse.Namespace) -> int:
     from .triggers import drift_monitor
 
+    if args.min_samples < 1:
+        raise ValueError(f"--min-samples must be >= 1, got {args.min_samples}")
     ref = ReferenceBins.load(args.reference) if args.reference else _champion_reference(args)
     code, _ = drift_monitor(
         args.model,
@@ -207,6 +215,7 @@ def cmd_drift_monitor(args: argparse.Namespace) -> int:
         _launcher(args),
         args.report,
         args.pushgateway_url,
+        min_samples=args.min_samples,
     )
     return code
 
