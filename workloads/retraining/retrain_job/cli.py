@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="re-point champion to the previous champion version")
     rb.add_argument("--model", default=_env("MODEL_NAME", "fraud"))
     rb.add_argument("--tracking-uri", default=_env("MLFLOW_TRACKING_URI"))
+    rb.add_argument(
+        "--from",
+        dest="source",
+        metavar="VERSION",
+        help="roll back only if VERSION is the champion; if its rollback already happened, exit 0 (safe retry)",
+    )
 
     dm = sub.add_parser("drift-monitor", help="serving inputs vs frozen bins; create a Job above threshold")
     _add_common(dm)
@@ -180,10 +186,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from .registry import Registry
+    from .registry import CHAMPION, Registry, RegistryError
 
-    frm, to = Registry(args.tracking_uri).rollback(args.model)
-    print(f"rolled back {args.model}: champion v{frm} -> v{to}")
+    if args.source is not None and not args.source.isdigit():
+        raise ValueError(f"--from takes a version number, e.g. 3; got {args.source!r}")
+    reg = Registry(args.tracking_uri)
+    expect = args.source or reg.alias_version(args.model, CHAMPION)
+    try:
+        res = reg.rollback(args.model, expect=args.source)
+    except RegistryError:
+        raise
+    except Exception as exc:  # the registry failed midway: say how to retry without rolling back twice
+        print(f"error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        if expect is not None:
+            print(
+                f"the rollback of champion v{expect} may or may not have happened; retry with"
+                f" `rollback --model {args.model} --from {expect}`: it finishes or skips it, never rolls back twice",
+                file=sys.stderr,
+            )
+        return 1
+    if res.already_done:
+        print(f"{args.model}: champion v{res.source} -> v{res.to} was already rolled back; nothing to do")
+    else:
+        print(f"rolled back {args.model}: champion v{res.source} -> v{res.to}")
     return 0
 
 
