@@ -1,6 +1,7 @@
 """Command line: run | rollback | drift-monitor | webhook | volume-check | generate | fit-reference.
 
-Exit codes: 0 ok (including "candidate rejected" and "job already running"), 1 error,
+Exit codes: 0 ok (including "candidate rejected", "job already running", "insufficient data for a
+drift decision" and "rollback --from V already happened"), 1 error (also a refused rollback),
 2 invalid input data or arguments.
 """
 
@@ -205,8 +206,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return 1
-    if res.already_done:
+    if res.status == "already_done":
         print(f"{args.model}: champion v{res.source} -> v{res.to} was already rolled back; nothing to do")
+    elif res.status == "finished":
+        print(f"finished the interrupted rollback of {args.model}: champion v{res.source} -> v{res.to}")
     else:
         print(f"rolled back {args.model}: champion v{res.source} -> v{res.to}")
     return 0

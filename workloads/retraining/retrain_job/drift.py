@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 DEFAULT_BINS = 10
@@ -57,8 +56,9 @@ def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """np.quantile(method="linear") via one partial sort, plus the bin counts when they are free.
+def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """np.quantile(method="linear") via one partial sort, plus the bin counts when they are free,
+    and the minimum (one more order statistic of the same partition: no extra pass over the column).
 
     After partitioning around the two order statistics each edge interpolates between, every
     element left of ``lo`` is <= the edge and every element right of ``hi`` is >= ``col[hi]``.
@@ -71,13 +71,13 @@ def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.n
     lo = np.floor(h).astype(np.int64)
     hi = np.ceil(h).astype(np.int64)
     work = col.copy()
-    work.partition(np.unique(np.concatenate([lo, hi])))
+    work.partition(np.unique(np.concatenate([[0], lo, hi])))
     a, b = work[lo], work[hi]
     edges = a + (b - a) * (h - lo)
     if not np.all(edges < b):
-        return edges, None
+        return edges, None, float(work[0])
     at_or_below = np.concatenate([lo + 1, [n]])  # count(x <= edge_k), then all values
-    return edges, np.diff(at_or_below, prepend=0).astype(np.int64)
+    return edges, np.diff(at_or_below, prepend=0).astype(np.int64), float(work[0])
 
 
 def _distinct_values(col: np.ndarray, limit: int) -> np.ndarray | None:
@@ -104,27 +104,33 @@ def _value_edges(values: np.ndarray) -> np.ndarray:
 
 def _fit_numeric_column(col: np.ndarray, qs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Edges of one reference column, plus its bin counts when they come for free."""
-    col = col[~np.isnan(col)]
     finite = np.isfinite(col)
-    has_inf = not finite.all()
-    values = col[finite] if has_inf else col
+    clean = bool(finite.all())  # the common case: no copy, and the partition's counts are exact
+    values = col if clean else col[finite]
     if values.size == 0:
         raise ValueError(f"feature {name!r} has no finite reference values")
     distinct = _distinct_values(values, MAX_DISCRETE_VALUES)
     if distinct is not None:
         return _value_edges(distinct), None
-    edges, counts = _linear_quantiles(values, qs)
-    lowest = values.min()
+    edges, counts, lowest = _linear_quantiles(values, qs)
     if edges[0] <= lowest:  # a point mass at the minimum fills bin 0: give "below it" a bin
         return np.concatenate([[np.nextafter(lowest, -np.inf)], edges]), None
-    return edges, None if has_inf else counts
+    return edges, counts if clean or not np.isinf(col).any() else None
+
+
+def _isna(arr: np.ndarray) -> np.ndarray:
+    """None, NaN, ``pd.NA`` and NaT of an object array.  pandas is imported here, on first use:
+    numeric float input never needs it, and importing it costs ~60 MiB of resident memory."""
+    import pandas as pd
+
+    return np.asarray(pd.isna(arr), dtype=bool)
 
 
 def _float_matrix(values: Any) -> np.ndarray:
     """float64 view of numeric input; missing markers of object arrays (None, ``pd.NA``) become NaN."""
     arr = np.asarray(values)
     if arr.dtype == object:
-        arr = np.where(pd.isna(arr), np.nan, arr)
+        arr = np.where(_isna(arr), np.nan, arr)
     return np.asarray(arr, dtype=np.float64)
 
 
@@ -271,7 +277,7 @@ def _reject_constant(name: str) -> float:
 def _clean_categorical(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Strings, with missing values (None, NaN, ``pd.NA``, NaT) dropped, not turned into categories."""
     arr = np.asarray(values, dtype=object)
-    return arr[~pd.isna(arr)].astype(str)
+    return arr[~_isna(arr)].astype(str)
 
 
 def _count_categorical(vals: np.ndarray, cats: list[str]) -> np.ndarray:

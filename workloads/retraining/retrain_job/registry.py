@@ -126,7 +126,7 @@ class _Operation:
 class RollbackResult:
     source: str
     to: str
-    already_done: bool  # the rollback had happened before this call (which at most finished recording it)
+    status: str  # "rolled_back" | "finished" (an interrupted rollback completed) | "already_done"
 
 
 class Registry:
@@ -242,7 +242,7 @@ class Registry:
         Idempotent: promoting the current champion again changes nothing (after finishing an
         interrupted operation, if one is recorded).
         """
-        champion, hist, _ = self._recover(name)
+        champion, hist, _, _ = self._recover(name)
         if hist and hist[-1] == champion:
             hist = hist[:-1]  # an older release's crashed promotion left the champion on top
         if champion == version:
@@ -254,20 +254,24 @@ class Registry:
     def rollback(self, name: str, expect: str | None = None) -> RollbackResult:
         """Re-point ``champion`` to the previous champion.
 
+        A rollback that was interrupted after its alias moved is finished, not repeated.
         ``expect``: act only when the champion is this version; if the rollback from it already
         happened (the latest recorded operation), report that and change nothing.  That makes a
-        retried rollback act at most once.  Refuses (RegistryError) when no earlier champion is
-        recorded, instead of doing nothing and reporting success.
+        retry act at most once even when the failed attempt had completed.  Refuses
+        (RegistryError) when no earlier champion is recorded, instead of doing nothing and
+        reporting success.
         """
-        champion, hist, last = self._recover(name)
+        champion, hist, last, finished_now = self._recover(name)
         if champion is None:
             raise RegistryError(f"model {name!r} has no champion to roll back")
         done_from = (
             last.source if last is not None and last.op == "rollback" and last.to == champion else None
         )
+        if done_from is not None and finished_now and expect in (None, done_from):
+            return RollbackResult(done_from, champion, "finished")
         if expect is not None and champion != expect:
             if done_from == expect:
-                return RollbackResult(expect, champion, already_done=True)
+                return RollbackResult(expect, champion, "already_done")
             raise RegistryError(
                 f"model {name!r}: champion is v{champion}, not v{expect}; nothing rolled back"
             )
@@ -292,7 +296,7 @@ class Registry:
                 f"model {name!r}: cannot roll back to v{target}: {exc.message}; champion left at v{champion}"
             ) from exc
         self._apply(name, _Operation("rollback", champion, target, tuple(hist[:-1])))
-        return RollbackResult(champion, target, already_done=False)
+        return RollbackResult(champion, target, "rolled_back")
 
     # -- crash-safe operations -------------------------------------------------------------------------
     def _apply(self, name: str, op: _Operation) -> None:
@@ -321,8 +325,9 @@ class Registry:
             self.client.set_model_version_tag(name, op.to, "restored_from", op.source)
         self.client.set_registered_model_tag(name, OPERATION_TAG, replace(op, state="done").to_json())
 
-    def _recover(self, name: str) -> tuple[str | None, list[str], _Operation | None]:
-        """(champion, history, the latest completed operation) after resolving an interrupted one.
+    def _recover(self, name: str) -> tuple[str | None, list[str], _Operation | None, bool]:
+        """(champion, history, the latest completed operation, whether this call completed it),
+        after resolving an interrupted operation.
 
         An operation whose alias move happened is finished; one whose alias move did not is
         discarded (nothing but its record was written).  Any other champion means someone moved
@@ -333,13 +338,13 @@ class Registry:
         raw = tags.get(OPERATION_TAG)
         op = _Operation.parse(name, raw) if raw is not None else None
         if op is None or op.state == "done":
-            return champion, self.history(name, tags), op
+            return champion, self.history(name, tags), op, False
         if champion == op.to:
             self._finish(name, op)
-            return champion, list(op.history), op
+            return champion, list(op.history), op, True
         if champion == op.source:
             self.client.delete_registered_model_tag(name, OPERATION_TAG)
-            return champion, self.history(name, tags), None
+            return champion, self.history(name, tags), None, False
         raise RegistryError(
             f"model {name!r}: an interrupted {op.describe()} is recorded in tag {OPERATION_TAG!r}, but"
             f" champion is v{champion}: the alias was moved outside retrain_job. Check"
