@@ -277,7 +277,8 @@ def _reject_constant(name: str) -> float:
 def _clean_categorical(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Strings, with missing values (None, NaN, ``pd.NA``, NaT) dropped, not turned into categories."""
     arr = np.asarray(values, dtype=object)
-    return arr[~_isna(arr)].astype(str)
+    kept: np.ndarray = arr[~_isna(arr)].astype(str)
+    return kept
 
 
 def _count_categorical(vals: np.ndarray, cats: list[str]) -> np.ndarray:
