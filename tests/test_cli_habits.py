@@ -72,9 +72,12 @@ def test_plan_piped_to_a_file_is_a_tree_with_counts_and_never_folds(tmp_path: Pa
     lines = result.stdout.splitlines()
     assert lines[0] == "Plan for stack prod (prod, aws, us-east-1):"
     assert "+ mlops:platform:Platform  mlops-platform" in lines
-    assert any(
-        line.startswith("        + aws:eks/nodeGroup:NodeGroup  mlops-prod-gpu-a10g") for line in lines
+    backend = next(line for line in lines if line.endswith("+ mlops:aws:AwsPlatform  mlops-prod"))
+    group = next(
+        line for line in lines if line.endswith("+ aws:eks/nodeGroup:NodeGroup  mlops-prod-gpu-a10g")
     )
+    # nested: Platform > AwsPlatform > GpuNodeGroup > NodeGroup
+    assert len(group) - len(group.lstrip()) == len(backend) - len(backend.lstrip()) + 8
     assert any(line.strip() == "1  kubernetes provider" for line in lines)  # not "pulumi 1"
     summary = next(line for line in lines if "resources to create" in line)
     assert re.fullmatch(r"\d+ resources to create, \d+ components, \d+ protected", summary), summary

@@ -56,6 +56,13 @@ class EnvironmentDefaults:
     monitoring_storage_gb: int
     scale_down_unneeded_time: str
     serving_replicas: int
+    # Databases and control planes span zones (RDS multi-AZ, Cloud SQL regional, GKE regional cluster).
+    high_availability: bool
+    controller_replicas: int  # cluster-autoscaler, Argo Rollouts, the retraining webhook
+    prometheus_memory: str
+    log_retention_days: int  # control-plane and VPC flow logs
+    cache_snapshot_retention_days: int
+    gke_autoscaling_profile: Literal["BALANCED", "OPTIMIZE_UTILIZATION"]
 
 
 ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
@@ -72,6 +79,12 @@ ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
         monitoring_storage_gb=20,
         scale_down_unneeded_time="5m",
         serving_replicas=1,
+        high_availability=False,
+        controller_replicas=1,
+        prometheus_memory="1Gi",
+        log_retention_days=30,
+        cache_snapshot_retention_days=1,
+        gke_autoscaling_profile="OPTIMIZE_UTILIZATION",
     ),
     "test": EnvironmentDefaults(
         zone_count=2,
@@ -86,6 +99,12 @@ ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
         monitoring_storage_gb=50,
         scale_down_unneeded_time="10m",
         serving_replicas=2,
+        high_availability=False,
+        controller_replicas=1,
+        prometheus_memory="1Gi",
+        log_retention_days=30,
+        cache_snapshot_retention_days=1,
+        gke_autoscaling_profile="OPTIMIZE_UTILIZATION",
     ),
     "prod": EnvironmentDefaults(
         zone_count=3,
@@ -100,6 +119,12 @@ ENVIRONMENT_DEFAULTS: dict[str, EnvironmentDefaults] = {
         monitoring_storage_gb=200,
         scale_down_unneeded_time="15m",
         serving_replicas=3,
+        high_availability=True,
+        controller_replicas=2,
+        prometheus_memory="4Gi",
+        log_retention_days=365,
+        cache_snapshot_retention_days=7,
+        gke_autoscaling_profile="BALANCED",
     ),
 }
 

@@ -27,7 +27,7 @@ class GkePlatform(pulumi.ComponentResource):
         assert config.gcp_project and config.region and config.zones, "validated by config for gcp stacks"
         project, region, zones = config.gcp_project, config.region, list(config.zones)
         labels = gcp_labels(config.all_tags)
-        regional = config.is_prod
+        regional = config.defaults.high_availability
         location = region if regional else zones[0]
         pool_zones = zones if regional else [zones[0]]
 
@@ -65,7 +65,7 @@ class GkePlatform(pulumi.ComponentResource):
                 release_channel=config.cluster.release_channel,
                 private_endpoint=config.endpoint_private,
                 authorized_cidrs=list(config.cluster.endpoint.public_cidrs),
-                autoscaling_profile="BALANCED" if config.is_prod else "OPTIMIZE_UTILIZATION",
+                autoscaling_profile=config.defaults.gke_autoscaling_profile,
                 logging=list(config.cluster.logging),
                 deletion_protection=config.protect_stateful,
                 labels=labels,
@@ -136,16 +136,11 @@ class GkePlatform(pulumi.ComponentResource):
         )
         self.register_outputs(self.outputs)
 
+    def after_services(self, depends_on: list[pulumi.Resource]) -> None:
+        """Nothing to add: GKE runs its own GPU/TPU device plugins and metrics."""
+
 
 def stack_apis(config: StackConfig) -> tuple[str, ...]:
     """The APIs this stack calls: the cluster's, plus Cloud SQL's when MLflow's database is managed."""
     managed_db = config.services.mlflow.enabled and config.mlflow_database == "managed"
     return REQUIRED_APIS + (MANAGED_DATABASE_APIS if managed_db else ())
-
-
-def gcp_cluster(
-    config: StackConfig, parent: pulumi.Resource
-) -> tuple[ClusterHandle, dict[str, pulumi.Input[Any]]]:
-    """Entry point used by mlops_infra.platform.stack for `cloud: gcp` stacks."""
-    platform = GkePlatform(config.cluster_name, config, opts=pulumi.ResourceOptions(parent=parent))
-    return platform.handle, platform.outputs

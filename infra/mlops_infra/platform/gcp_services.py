@@ -31,7 +31,7 @@ def mlflow_cloud_sql(
             tier=mlflow.database_tier,
             storage_gb=mlflow.database_storage_gb,
             backup_retention_days=mlflow.backup_retention_days,
-            high_availability=config.is_prod,
+            high_availability=config.defaults.high_availability,
             deletion_protection=config.protect_stateful,
             protect=config.protect_stateful,
             labels=gcp_labels(config.all_tags),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 
@@ -30,7 +30,9 @@ class Platform(pulumi.ComponentResource):
             "environment": config.environment,
             "cloud": config.cloud,
         }
-        self.cluster = self._cluster(config)
+        backend = self._backend(config)
+        self.outputs.update(backend.outputs)
+        self.cluster = backend.handle
         self.namespaces = Namespaces(
             "namespaces",
             NamespacesArgs(cluster=self.cluster, labels={"app.kubernetes.io/part-of": PROJECT}),
@@ -40,7 +42,7 @@ class Platform(pulumi.ComponentResource):
 
         self.services = platform_services(config, self.cluster, self.namespaces, self)
         self.outputs.update(self.services.outputs())
-        self._accelerator_monitoring(config)
+        backend.after_services(self.services.depends_on)
         from mlops_infra.platform.workloads import platform_workloads
 
         workload_deps = [*self.namespaces.resources.values(), *self.services.depends_on]
@@ -48,41 +50,45 @@ class Platform(pulumi.ComponentResource):
         self.outputs["clusterName"] = self.cluster.name
         self.register_outputs(self.outputs)
 
-    def _accelerator_monitoring(self, config: StackConfig) -> None:
-        """GPU/Neuron exporters need the Prometheus Operator CRDs: declared after the monitoring stack."""
-        from mlops_infra.platform.services import accelerator_exporters
-
-        if not accelerator_exporters(config) or not self.services.depends_on:
-            return
-        from mlops_infra.components.k8s.accelerators import AcceleratorMonitoring, AcceleratorMonitoringArgs
-
-        AcceleratorMonitoring(
-            "accelerator-monitoring",
-            AcceleratorMonitoringArgs(cluster=self.cluster),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.services.depends_on),
-        )
-
-    def _cluster(self, config: StackConfig) -> ClusterHandle:
+    def _backend(self, config: StackConfig) -> CloudBackend:
         """The cloud-specific part: each cloud module is imported only when a stack runs on it."""
         if config.cloud == "aws":
-            from mlops_infra.platform.aws import aws_cluster
+            from mlops_infra.platform.aws import AwsPlatform
 
-            handle, outputs = aws_cluster(config, self)
-        elif config.cloud == "gcp":
-            from mlops_infra.platform.gcp import gcp_cluster
+            return AwsPlatform(config.cluster_name, config, opts=pulumi.ResourceOptions(parent=self))
+        if config.cloud == "gcp":
+            from mlops_infra.platform.gcp import GkePlatform
 
-            handle, outputs = gcp_cluster(config, self)
-        else:
-            from mlops_infra.components.local.cluster import LocalCluster, LocalClusterArgs
+            return GkePlatform(config.cluster_name, config, opts=pulumi.ResourceOptions(parent=self))
+        return LocalBackend(config, self)
 
-            local = LocalCluster(
-                config.cluster_name,
-                LocalClusterArgs(version=config.cluster.version, context=config.cluster.kube_context),
-                opts=pulumi.ResourceOptions(parent=self),
-            )
-            handle, outputs = local.handle, {}
-        self.outputs.update(outputs)
-        return handle
+
+class CloudBackend(Protocol):
+    """What the platform needs of a cloud: a cluster handle, stack outputs, and a hook for cloud-specific
+    parts that need the platform services first (e.g. exporters that need the Prometheus Operator CRDs)."""
+
+    handle: ClusterHandle
+    outputs: dict[str, pulumi.Input[Any]]
+
+    def after_services(self, depends_on: list[pulumi.Resource]) -> None: ...
+
+
+class LocalBackend:
+    """An existing cluster of the current kube context: nothing to create around it."""
+
+    def __init__(self, config: StackConfig, parent: pulumi.Resource):
+        from mlops_infra.components.local.cluster import LocalCluster, LocalClusterArgs
+
+        local = LocalCluster(
+            config.cluster_name,
+            LocalClusterArgs(version=config.cluster.version, context=config.cluster.kube_context),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        self.handle = local.handle
+        self.outputs: dict[str, pulumi.Input[Any]] = {}
+
+    def after_services(self, depends_on: list[pulumi.Resource]) -> None:
+        """Nothing to add on a local cluster."""
 
 
 def config_from_pulumi() -> StackConfig:

@@ -81,7 +81,7 @@ def platform_workloads(
     if serving is not None:
         rollouts = ArgoRollouts(
             "argo-rollouts",
-            ArgoRolloutsArgs(cluster=cluster, controller_replicas=2 if config.is_prod else 1),
+            ArgoRolloutsArgs(cluster=cluster, controller_replicas=config.defaults.controller_replicas),
             opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
         )
         replicas = config.serving_replicas
@@ -125,7 +125,7 @@ def platform_workloads(
                 drift_threshold=retraining.drift_threshold,
                 min_new_labelled_rows=retraining.min_new_labelled_rows,
                 gpu=retraining.gpu,
-                webhook_replicas=2 if config.is_prod else 1,
+                webhook_replicas=config.defaults.controller_replicas,
                 data_claim_size=f"{retraining.data_volume_gb}Gi" if retraining.data_volume_gb else None,
                 protect_data=config.protect_stateful,
                 webhook_token=endpoints.retrain_webhook_token,
