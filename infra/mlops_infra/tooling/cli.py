@@ -21,7 +21,13 @@ from rich.console import Console
 from mlops_infra import __version__
 from mlops_infra.platform.config import ConfigError, Problem, StackConfig, load_stack, override_warnings
 from mlops_infra.tooling import guardrails, plan_view, policy_files
-from mlops_infra.tooling.offline import evaluate, resolve_stack_file
+from mlops_infra.tooling.offline import (
+    ProgramError,
+    evaluate,
+    evaluate_program,
+    load_program,
+    resolve_stack_file,
+)
 from mlops_infra.tooling.plan import Plan, plan_json
 from mlops_infra.tooling.project import stacks_dir
 
@@ -106,8 +112,30 @@ def _where(plan: Plan) -> str:
     return f"{config.environment}, {config.cloud}, {where}"
 
 
+def _program_plan(args: argparse.Namespace) -> Plan:
+    """`plan --program module:function [STACK]`: a team's own program, STACK only supplying config values."""
+    try:
+        program = load_program(args.program)
+        stack_file = _stack_files([args.stack], default_all=False)[0] if args.stack else None
+
+        def guarded() -> Any:
+            try:
+                return program()
+            except Exception as exc:
+                raise ProgramError(f"{args.program} raised {type(exc).__name__}: {exc}") from exc
+
+        return evaluate_program(guarded, stack_file)
+    except ProgramError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_plan(args: argparse.Namespace, out: Console) -> int:
-    plan = _plan(args.stack)
+    if args.program:
+        plan = _program_plan(args)
+    elif args.stack:
+        plan = _plan(args.stack)
+    else:
+        raise UsageError("plan needs a STACK, or --program module:function")
     if args.json:
         print(json.dumps(plan_document(plan), indent=2, sort_keys=False))
         return EXIT_OK
@@ -169,7 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("stacks", nargs="*", metavar="STACK", help="stack names or Pulumi.<name>.yaml paths")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("plan", help="resources a stack would create, evaluated offline")
-    p.add_argument("stack", metavar="STACK")
+    p.add_argument("stack", metavar="STACK", nargs="?")
+    p.add_argument(
+        "--program",
+        metavar="MODULE:FUNCTION",
+        help="record a team's own Pulumi program instead (STACK, if given, only supplies its config)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable plan (docs/cli.md)")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("render", help="write the stack's Kubernetes manifests and Helm values as YAML")

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
+import importlib.util
 import ipaddress
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import yaml
 
-from mlops_infra.platform.config import PROJECT, load_stack, stack_name
+from mlops_infra.platform.config import PROJECT, StackConfig, load_stack, stack_name
 from mlops_infra.tooling import sdk
 from mlops_infra.tooling.plan import SECRET, UNKNOWN, Plan, RecordedResource
 
@@ -413,29 +416,53 @@ def _engine_config(stack_file: Path) -> tuple[dict[str, str], list[str]]:
 
 def evaluate(
     stack_file: Path,
-    program: Callable[[], Mapping[str, Any]] | None = None,
+    program: Callable[[], Mapping[str, Any] | None] | None = None,
     existing_roles: tuple[str, ...] = (),
 ) -> Plan:
-    """Run the program for one stack file under mocks and return what it would create.
-
-    The account is a fresh one unless `existing_roles` names IAM role ARNs that already exist in it.
-    Raises `ConfigError` before anything is declared when the stack's config is invalid.
-    """
+    """Run the platform's program (or `program`) for one stack file under mocks and return what it would
+    create. The account is a fresh one unless `existing_roles` names IAM role ARNs that already exist in it.
+    Raises `ConfigError` before anything is declared when the stack's config is invalid."""
     config = load_stack(stack_file)
-    name = stack_name(stack_file)
     if program is None:
         from mlops_infra.platform.stack import program as platform_program
 
         program = platform_program
-
     mocks = OfflineMocks(
         region=config.region or "local",
-        stack=name,
+        stack=stack_name(stack_file),
         existing_roles=existing_roles,
         gcp_project=config.gcp_project,
     )
-    monitor = RecordingMonitor(mocks)
     engine_config, secret_keys = _engine_config(stack_file)
+    return _record(program, mocks, engine_config, secret_keys, config)
+
+
+def evaluate_program(
+    program: Callable[[], Mapping[str, Any] | None], stack_file: Path | None = None, project: str = "program"
+) -> Plan:
+    """Record any Pulumi program (a team's own, using our components or not) under mocks. A stack file, if
+    given, supplies the config values the program reads (any namespace) and the stack name; it is not
+    validated as this platform's stack config."""
+    engine_config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    name = "program"
+    if stack_file is not None:
+        engine_config, secret_keys = _engine_config(stack_file)
+        name = stack_name(stack_file)
+    region = engine_config.get("aws:region") or engine_config.get("gcp:region") or "us-east-1"
+    mocks = OfflineMocks(region=region, stack=name, gcp_project=engine_config.get("gcp:project"))
+    return _record(program, mocks, engine_config, secret_keys, None, project)
+
+
+def _record(
+    program: Callable[[], Mapping[str, Any] | None],
+    mocks: OfflineMocks,
+    engine_config: Mapping[str, str],
+    secret_keys: list[str],
+    config: StackConfig | None,
+    project: str = PROJECT,
+) -> Plan:
+    monitor = RecordingMonitor(mocks)
     exported: dict[str, Any] = {}
 
     def keep(key: str, value: Any, is_secret: bool) -> None:
@@ -445,12 +472,48 @@ def evaluate(
         program,
         mocks,
         monitor,
-        project=PROJECT,
-        stack=name,
+        project=project,
+        stack=mocks.stack,
         config=engine_config,
         secret_keys=secret_keys,
         on_output=keep,
     )
     # Registrations arrive from a thread pool in varying order; sort so the same stack gives the same plan.
     resources = sorted(monitor.recorded, key=lambda r: r.urn)
-    return Plan(stack=name, config=config, resources=resources, outputs=dict(sorted(exported.items())))
+    return Plan(stack=mocks.stack, config=config, resources=resources, outputs=dict(sorted(exported.items())))
+
+
+def load_program(target: str) -> Callable[[], Mapping[str, Any] | None]:
+    """`package.module:function`, or `path/to/__main__.py:function` (a Pulumi project's program file), ->
+    the function. Modules are imported from the working directory too."""
+    source, _, function = target.rpartition(":")
+    if not source or not function:
+        raise ProgramError(f"{target!r}: name a program as module:function or file.py:function")
+    if source.endswith(".py"):
+        path = Path(source)
+        if not path.is_file():
+            raise ProgramError(f"{target}: no such file {source}")
+        spec = importlib.util.spec_from_file_location(f"mlops_program_{path.parent.name}", path)
+        if spec is None or spec.loader is None:
+            raise ProgramError(f"{target}: cannot load {source}")
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.parent.resolve()))  # the program's own modules beside it
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ProgramError(f"{target}: loading {source} raised {type(exc).__name__}: {exc}") from None
+    else:
+        if str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            module = importlib.import_module(source)
+        except ImportError as exc:
+            raise ProgramError(f"{target}: cannot import {source}: {exc}") from None
+    found = getattr(module, function, None)
+    if not callable(found):
+        raise ProgramError(f"{target}: {source} has no function {function!r}")
+    return cast(Callable[[], Mapping[str, Any] | None], found)
+
+
+class ProgramError(ValueError):
+    """A `--program` that cannot be loaded; the message says why."""
