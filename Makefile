@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit checkov pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
+.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
         check check-all policy-config model-promote model-rollback
 
 $(UV):
@@ -101,7 +101,7 @@ unit: setup tools
 checkov: setup
 	scripts/checkov.sh
 
-test: lint typecheck unit checkov
+test: lint typecheck unit checkov wheel-test
 
 bench-plan: setup
 	$(BIN)/python bench/bench_plan.py
@@ -113,3 +113,17 @@ bench-drift: setup
 	$(BIN)/python workloads/retraining/bench/bench_drift.py
 
 bench: bench-plan bench-drift bench-serving
+
+# The package as another repo installs it (fresh virtualenv outside the checkout): examples and stacks plan.
+wheel-test: $(UV)
+	scripts/wheel_test.sh $(UV) $(PYTHON)
+
+# Release artifacts (wheel + sdist) into dist/; the version comes from the git tag (hatch-vcs).
+dist: $(UV)
+	rm -rf dist
+	$(UV) build --out-dir dist
+
+# CI's release job (tag vX.Y.Z): the built files and the tag's CHANGELOG section as a GitHub release.
+release: dist
+	scripts/release_notes.sh "$(GITHUB_REF_NAME:v%=%)" > $(TOOLS)/release-notes.md
+	gh release create "$(GITHUB_REF_NAME)" dist/* --title "$(GITHUB_REF_NAME)" --notes-file $(TOOLS)/release-notes.md

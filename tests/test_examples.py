@@ -71,8 +71,8 @@ def test_the_whole_platform_from_a_teams_stack_config() -> None:
     module = _load("team-platform")
     from mlops_infra.platform.stack import program
 
-    assert module.program is program
-    plan = _plan("team-platform", program)
+    assert module.main is program
+    plan = _plan("team-platform")
     assert plan.outputs["environment"] == "dev" and plan.outputs["cloud"] == "local"
     (rollout,) = [r for r in plan.k8s_objects() if r.inputs["kind"] == "Rollout"]
     assert rollout.inputs["spec"]["template"]["spec"]["containers"][0]["image"].startswith(

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mlops_infra.platform.stack import program
+from mlops_infra.platform.stack import program as main
 
 if __name__ == "__main__":  # the Pulumi engine runs this file as __main__
-    program()
+    main()

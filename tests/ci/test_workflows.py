@@ -44,8 +44,8 @@ def _make_targets() -> set[str]:
     return {m.group(1) for m in re.finditer(r"^([A-Za-z][\w.-]*)\s*:(?!=)", text, re.MULTILINE)}
 
 
-def test_the_three_workflows_exist() -> None:
-    assert {p.name for p in FILES} == {"pr.yml", "deploy.yml", "promote-model.yml"}
+def test_the_workflows_exist() -> None:
+    assert {p.name for p in FILES} == {"pr.yml", "deploy.yml", "promote-model.yml", "release.yml"}
 
 
 def test_schema_valid() -> None:
@@ -88,7 +88,9 @@ def test_least_privilege_permissions() -> None:
         perms = job.get("permissions")
         assert isinstance(perms, dict), f"{file}:{name} grants no explicit job permissions"
         writes = {k for k, v in perms.items() if v == "write"}
-        assert writes <= {"id-token", "pull-requests"}, (file, name, writes)
+        assert writes <= {"id-token", "pull-requests", "contents"}, (file, name, writes)
+        # contents: write only where a release is published, from a tag
+        assert ("contents" in writes) == ("make release" in _runs(job)), (file, name)
         uses_oidc = any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])
         assert ("id-token" in writes) == uses_oidc, f"{file}:{name}: id-token only where a role is assumed"
         if "pull-requests" in writes:
