@@ -183,6 +183,36 @@ def uv(args: list[str]) -> int:
         if "--frozen" in args and not Path("uv.lock").is_file():
             raise Fail("error: Unable to find lockfile at `uv.lock`", 2)
         make_venv(Path(os.environ.get("UV_PROJECT_ENVIRONMENT", ".venv")).resolve(), project=True)
+    elif args[:1] == ["build"]:
+        # `uv build [--wheel] --out-dir DIR [PROJECT]`: the wheel (and sdist) a real build writes.
+        project = Path(
+            next((a for a in args[1:] if not a.startswith("-") and a != option(args, "--out-dir")), ".")
+        )
+        if not (project / "pyproject.toml").is_file():
+            raise Fail(f"error: {project} does not appear to be a Python project (no pyproject.toml)", 2)
+        out = Path(option(args, "--out-dir") or project / "dist")
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "mlops_infra-0.2.0-py3-none-any.whl").write_text("fake wheel")
+        if "--wheel" not in args:
+            (out / "mlops_infra-0.2.0.tar.gz").write_text("fake sdist")
+    elif args[:1] == ["venv"]:
+        make_venv(
+            Path(next(a for a in args[1:] if not a.startswith("-") and a != option(args, "--python"))),
+            project=False,
+        )
+    elif args[:2] == ["pip", "install"]:
+        # `uv pip install --python VENV/bin/python WHEEL`: the wheel's console script in that venv.
+        interpreter = Path(option(args, "--python") or "")
+        wheels = [a for a in args[2:] if a.endswith(".whl")]
+        missing = [w for w in wheels if not Path(w).is_file()]
+        if missing:
+            raise Fail(f"error: Distribution not found at: {missing[0]}", 2)
+        if not interpreter.is_file():
+            raise Fail(
+                f"error: Failed to inspect Python interpreter from provided path at `{interpreter}`", 2
+            )
+        if wheels:
+            write_wrapper(interpreter.parent / "mlops-infra", "recorder")
     return 0
 
 
