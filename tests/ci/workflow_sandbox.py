@@ -98,8 +98,19 @@ NETWORK_TOOLS = {
 }
 RUN_TIMEOUT_S = 300
 
+
 # Plausible values for every expression the workflows use; `vars.PULUMI_BACKEND_URL` is empty (the Pulumi
 # Cloud case), so `pulumi` needs PULUMI_ACCESS_TOKEN in its step's environment.
+def _ref_name(workflow: dict[str, Any]) -> str:
+    """What the runner sets GITHUB_REF_NAME to for the workflow's trigger: a tag, a branch, a PR merge ref."""
+    triggers = workflow.get("on") or workflow.get(True) or {}
+    if isinstance(triggers, dict) and (triggers.get("push") or {}).get("tags"):
+        return "v0.2.0"
+    if isinstance(triggers, dict) and "pull_request" in triggers:
+        return "42/merge"
+    return "main"
+
+
 CONTEXT: dict[str, Any] = {
     "github": {
         "repository": "example-org/mlops-infra",
@@ -215,6 +226,7 @@ class Runner:
             "CI": "true",
             "GITHUB_ACTIONS": "true",
             "GITHUB_WORKSPACE": str(workspace),
+            "GITHUB_REF_NAME": _ref_name(workflow),
             "RUNNER_TEMP": str(temp),
             "LANG": "C.UTF-8",
             "FAKE_LOG": str(log),
