@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
+.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
         check check-all policy-config model-promote model-rollback
 
 $(UV):
@@ -101,7 +101,7 @@ unit: setup tools
 checkov: setup
 	scripts/checkov.sh
 
-test: lint typecheck unit checkov wheel-test
+test: lint typecheck unit checkov wheel-test lowest-sdk
 
 bench-plan: setup
 	$(BIN)/python bench/bench_plan.py
@@ -127,3 +127,12 @@ dist: $(UV)
 release: dist
 	scripts/release_notes.sh "$(GITHUB_REF_NAME:v%=%)" > $(TOOLS)/release-notes.md
 	gh release create "$(GITHUB_REF_NAME)" dist/* --title "$(GITHUB_REF_NAME)" --notes-file $(TOOLS)/release-notes.md
+
+# The suite's SDK-facing tests on the lowest Pulumi SDK pyproject.toml allows (the lock pins the newest).
+LOWEST_PULUMI = $(shell sed -n 's/.*"pulumi>=\([0-9.]*\),.*/\1/p' pyproject.toml)
+lowest-sdk: $(UV)
+	UV_PROJECT_ENVIRONMENT=.venv-lowest $(UV) sync --frozen --python $(PYTHON) --quiet
+	$(UV) pip install --quiet --python .venv-lowest/bin/python "pulumi==$(LOWEST_PULUMI).0"
+	.venv-lowest/bin/python -c "import importlib.metadata as m; print('pulumi', m.version('pulumi'))"
+	.venv-lowest/bin/pytest -n 2 -p no:cacheprovider tests/test_offline.py tests/test_examples.py tests/components \
+		tests/aws tests/gcp tests/services tests/workloads

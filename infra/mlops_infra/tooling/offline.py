@@ -362,9 +362,18 @@ class OfflineMocks(sdk.Mocks):
 class RecordingMonitor(sdk.MockMonitor):
     """A mock monitor that keeps every registration request with its resource options."""
 
-    def __init__(self, mocks: OfflineMocks):
+    def __init__(self, mocks: OfflineMocks, project: str):
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
+        self.project = project
+        self.stack = mocks.stack
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """URNs with this run's project and stack. The SDK's own version reads them from its settings, which
+        older SDKs (seen with 3.231) do not carry into the threads registrations run in ("urn:pulumi:stack::project")."""
+        if parent:
+            type_ = parent.split("::")[2].split("$")[-1] + "$" + type_
+        return f"urn:pulumi:{self.stack}::{self.project}::{type_}::{name}"
 
     def RegisterResource(self, request: Any) -> Any:
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
@@ -462,7 +471,7 @@ def _record(
     config: StackConfig | None,
     project: str = PROJECT,
 ) -> Plan:
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, project)
     exported: dict[str, Any] = {}
 
     def keep(key: str, value: Any, is_secret: bool) -> None:
