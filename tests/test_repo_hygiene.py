@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 from plan_support import ROOT
 
@@ -47,3 +48,11 @@ def test_only_the_sdk_adapter_imports_pulumis_private_runtime() -> None:
         and runtime.search((ROOT / name).read_text())
     ]
     assert offenders == []
+
+
+def test_image_requirements_match_the_lock() -> None:
+    """The images install what the tests ran with: requirements.txt is generated from uv.lock."""
+    result = subprocess.run(
+        [sys.executable, "scripts/image_requirements.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
