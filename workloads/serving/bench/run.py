@@ -164,7 +164,9 @@ class Bench:
         )
         return res
 
-    def ours(self, label, mlflow_uri, name, redis_url, script, during=None) -> dict:
+    @contextlib.contextmanager
+    def server(self, mlflow_uri: str, name: str, redis_url: str):
+        """Our server with every worker's model loaded; yields (base URL, log file)."""
         port = free_port()
         log = self.tmp / f"ours-{port}.log"
         env = {
@@ -188,13 +190,27 @@ class Bench:
                 if time.monotonic() > deadline or p.poll() is not None:
                     raise RuntimeError(f"not all workers loaded the model:\n{log.read_text()[-2000:]}")
                 time.sleep(0.2)
-            res = self.measure(label, f"http://127.0.0.1:{port}", script, during)
-            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-            res["mean_batch"] = _mean_batch(metrics)
-            res["cache"] = _cache_results(metrics)
-            return res
+            yield f"http://127.0.0.1:{port}", log
         finally:
             stop(p)
+
+    def ours(self, label, mlflow_uri, name, redis_url, script) -> dict:
+        with self.server(mlflow_uri, name, redis_url) as (url, _):
+            res = self.measure(label, url, script)
+            res["mean_batch"] = _mean_batch(httpx.get(f"{url}/metrics").text)
+            return res
+
+    def freeze_pair(self, mlflow_uri, name, redis_url, redis_proc, script, i: int) -> dict:
+        """One server: a run with Redis answering, then a run with it frozen from the first request."""
+        with self.server(mlflow_uri, name, redis_url) as (url, log):
+            running = self.measure(f"pair {i}: Redis running", url, script)
+            running["breaker_openings"] = log.read_text().count("redis unavailable")
+            running["cache"] = _cache_results(httpx.get(f"{url}/metrics").text)
+            frozen_ = self.measure(f"pair {i}: Redis frozen", url, script, during=frozen(redis_proc))
+            frozen_["breaker_openings"] = (
+                log.read_text().count("redis unavailable") - running["breaker_openings"]
+            )
+            return {"running": running, "frozen": frozen_, "ratio": frozen_["p99"] / running["p99"]}
 
 
 @contextlib.contextmanager
@@ -233,6 +249,9 @@ def main() -> int:
     ap.add_argument("--skip-mlflow-serve", action="store_true")
     ap.add_argument("--skip-crossover", action="store_true")
     ap.add_argument("--skip-floor", action="store_true")
+    ap.add_argument(
+        "--freeze-pairs", type=int, default=3, help="running/frozen run pairs, one server each (default 3)"
+    )
     ap.add_argument("--json", type=Path, help="also write results as JSON here")
     args = ap.parse_args()
     for tool in ("wrk", "redis-server"):
@@ -310,14 +329,10 @@ def main() -> int:
         results["ours_cache"] = bench.ours(
             "ours, cache on (Redis)", mlflow_uri, "bench-forest", redis_url, ours_lua
         )
-        results["ours_frozen"] = bench.ours(
-            "ours, cache on, Redis frozen",
-            mlflow_uri,
-            "bench-forest",
-            redis_url,
-            ours_lua,
-            during=frozen(rp),
-        )
+        results["freeze"] = [
+            bench.freeze_pair(mlflow_uri, "bench-forest", redis_url, rp, ours_lua, i + 1)
+            for i in range(args.freeze_pairs)
+        ]
 
         if not args.skip_floor:
             results["floor"] = _floor(bench, small, rows[0], ours_lua, tmp)
@@ -533,7 +548,7 @@ def _report(r: dict) -> None:
     mlflow, floor = r.get("mlflow"), r.get("floor")
     print("\n| server | req/s | p50 ms | p99 ms | x mlflow | / floor | mean batch | non-2xx |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for key in ("ours_nocache", "ours_cache", "ours_frozen", "floor", "mlflow", "big_nocache", "big_cache"):
+    for key in ("ours_nocache", "ours_cache", "floor", "mlflow", "big_nocache", "big_cache"):
         if key not in r:
             continue
         x = r[key]
@@ -543,14 +558,23 @@ def _report(r: dict) -> None:
         print(
             f"| {x['label']} | {x['rps']:.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {vs_m} | {vs_f} | {mb} | {x['non2xx']} |"
         )
-    if "ours_frozen" in r:
-        normal, fz = r["ours_cache"], r["ours_frozen"]
+    if r.get("freeze"):
+        print("\nRedis frozen (SIGSTOP after the warm-up) vs running, same server per pair:")
         print(
-            f"\nRedis frozen (SIGSTOP) vs running: p99 {fz['p99']:.2f} ms vs {normal['p99']:.2f} ms "
-            f"= {fz['p99'] / normal['p99']:.2f}x (target <= 2x); p50 {fz['p50']:.2f} vs {normal['p50']:.2f} ms; "
-            f"throughput {fz['rps'] / normal['rps']:.2f}x"
+            "| pair | running p99 ms | frozen p99 ms | frozen / running | running p50 | frozen p50 | req/s running / frozen | breaker openings (frozen) |"
         )
-        print(f"cache look-ups seen by one worker's scrape: running {normal['cache']}, frozen {fz['cache']}")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for i, pair in enumerate(r["freeze"], 1):
+            a, b = pair["running"], pair["frozen"]
+            print(
+                f"| {i} | {a['p99']:.2f} | {b['p99']:.2f} | {pair['ratio']:.2f}x | {a['p50']:.2f} | {b['p50']:.2f} "
+                f"| {a['rps']:.0f} / {b['rps']:.0f} | {b['breaker_openings']} |"
+            )
+        ratios = sorted(pair["ratio"] for pair in r["freeze"])
+        print(f"median frozen/running p99: {ratios[len(ratios) // 2]:.2f}x (target <= 2x)")
+        print(
+            f"cache look-ups in one worker by the end of the running run of pair 1: {r['freeze'][0]['running']['cache']}"
+        )
     if "parse_us" in r:
         p = r["parse_us"]
         print(

@@ -22,14 +22,22 @@ from .cache import RedisCache
 from .config import Settings
 from .loader import LoadedModel, load_model, registry_error, resolve_alias
 from .metrics import CONTENT_TYPE, Metrics
-from .request import ClientGone, content_length, parse_json, read_body
+from .request import (
+    ClientGone,
+    content_length,
+    discard_body,
+    expects_continue,
+    has_body,
+    parse_json,
+    read_body,
+)
 from .validation import RequestError
 
 log = logging.getLogger("model_server")
 
 _JSON = b"application/json"
 _RETRY_AFTER = [(b"retry-after", b"1")]
-_CLOSE_AFTER = (408, 413)  # the body may be partly unread: do not parse what follows as a request
+_CLOSE = [(b"connection", b"close")]
 
 
 def _error_body(message: str) -> bytes:
@@ -181,10 +189,13 @@ class ModelServer:
             path = scope["path"]
             if path == "/predict":
                 await self._predict_endpoint(scope, receive, send)
-            elif path in ("/healthz", "/readyz", "/metrics", "/model"):
-                await self._get_endpoint(path, scope, send)
             else:
-                await _send(send, 404, _error_body(f"no route {path[:100]!r}; use POST /predict"))
+                if has_body(scope["headers"]):
+                    send = _closing(send)  # no body is read on these routes: do not wait for one
+                if path in ("/healthz", "/readyz", "/metrics", "/model"):
+                    await self._get_endpoint(path, scope, send)
+                else:
+                    await _send(send, 404, _error_body(f"no route {path[:100]!r}; use POST /predict"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -249,6 +260,8 @@ class ModelServer:
                 headers = [(b"allow", b"POST")]
             elif status == 503:
                 headers = _RETRY_AFTER
+            if exc.close:
+                headers = [*headers, *_CLOSE]
         except ClientGone:
             self.metrics.observe_request(499, version, time.perf_counter() - start)
             return
@@ -261,8 +274,13 @@ class ModelServer:
     async def _predict(self, scope, receive, model: LoadedModel | None) -> bytes:
         s = self.settings
         if scope["method"] != "POST":
-            raise RequestError(405, "/predict accepts POST with a JSON body")
-        length, expect_continue = content_length(scope["headers"])
+            raise await self._unread(
+                scope, receive, RequestError(405, "/predict accepts POST with a JSON body")
+            )
+        try:
+            length, expect_continue = content_length(scope["headers"])
+        except RequestError as exc:
+            raise await self._unread(scope, receive, exc) from None
         raw = await read_body(
             receive, length, s.max_body_bytes, s.max_drain_bytes, s.body_timeout_seconds, expect_continue
         )
@@ -329,6 +347,15 @@ class ModelServer:
             return prefix + b',"prediction":' + repr(scores[0]).encode() + b"}"
         return prefix + b',"predictions":[' + ",".join(map(repr, scores)).encode() + b"]}"
 
+    async def _unread(self, scope, receive, exc: RequestError) -> RequestError:
+        """`exc`, after dropping the request's body (bounded); Connection: close if it was not all read."""
+        s = self.settings
+        complete = await discard_body(
+            receive, expects_continue(scope["headers"]), s.max_drain_bytes, s.body_timeout_seconds
+        )
+        exc.close = not complete
+        return exc
+
     def _non_finite(self, model: LoadedModel, row: list[float], where: str) -> RequestError:
         """A 422 for a row the model scores as NaN or infinity (e.g. a float32 overflow of a linear
         model on values near 3e38): the input is the cause, so no 500 and no log line per request."""
@@ -390,12 +417,21 @@ def _describe(m: LoadedModel | None) -> str:
     return f"v{m.version}" if m is not None else "no model loaded"
 
 
+def _closing(send):
+    """`send` that adds Connection: close to the response."""
+
+    async def send_and_close(message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message["headers"], *_CLOSE]}
+        await send(message)
+
+    return send_and_close
+
+
 async def _send(send, status: int, body: bytes, headers=(), content_type: bytes = _JSON) -> None:
     hdrs = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if headers:
         hdrs.extend(headers)
-    if status in _CLOSE_AFTER:
-        hdrs.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
     await send({"type": "http.response.body", "body": body})
 

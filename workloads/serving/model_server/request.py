@@ -40,8 +40,8 @@ def content_length(headers: list[tuple[bytes, bytes]]) -> tuple[int, bool]:
             content_types.append(v)
         elif k == b"content-length":
             length = int(v) if v.isdigit() else -1
-        elif k == b"expect":
-            expect_continue = v.lower() == b"100-continue"
+        elif k == b"expect" and v.lower() == b"100-continue":
+            expect_continue = True
     if len(content_types) != 1 or not _is_json(content_types[0]):
         got = repr(b", ".join(content_types).decode("latin-1")[:80]) if content_types else "none"
         raise RequestError(415, f"Content-Type must be application/json (UTF-8); got {got}")
@@ -61,6 +61,15 @@ def _is_json(value: bytes) -> bool:
     return True
 
 
+def expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k == b"expect" and v.lower() == b"100-continue" for k, v in headers)
+
+
+def has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether the request announces a body (answering without reading it must close the connection)."""
+    return any((k == b"content-length" and v != b"0") or k == b"transfer-encoding" for k, v in headers)
+
+
 async def read_body(
     receive, announced: int, limit: int, drain_limit: int, timeout: float, expect_continue: bool
 ) -> bytes:
@@ -68,6 +77,35 @@ async def read_body(
     over = announced > limit
     if over and (expect_continue or announced > drain_limit):
         raise _too_large(limit)  # the client waits for 100-continue, or the body is not worth reading
+    body, complete = await _receive(receive, limit, drain_limit, timeout, over)
+    if body is None:
+        raise _too_large(limit)
+    if not complete:
+        raise RequestError(408, f"request body not received within {timeout:g} s", close=True)
+    return body
+
+
+async def discard_body(receive, expect_continue: bool, drain_limit: int, timeout: float) -> bool:
+    """Read and drop the body of a request answered without it; False if it was not read completely.
+
+    Answering first and leaving the body unread would either reset the connection on close (the
+    client loses the answer) or, kept alive, let the server discard body bytes with no limit.
+    """
+    if expect_continue:
+        return False  # the client sends nothing until told to continue: close instead
+    return (await _receive(receive, 0, drain_limit, timeout, True))[1]
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(413, f"body larger than {limit} bytes", close=True)
+
+
+async def _receive(
+    receive, limit: int, drain_limit: int, timeout: float, over: bool
+) -> tuple[bytes | None, bool]:
+    """(body, complete). The body is None once it passed `limit`; from there on it is read and dropped
+    up to `drain_limit` bytes in all. Reading stops at `timeout` after the first call (a deadline for
+    the whole body, so a client dribbling one byte at a time cannot extend it)."""
     chunks: list[bytes] = []
     size = 0
     # A plain timer that cancels this task: a fifth of asyncio.timeout()'s cost per request here.
@@ -80,32 +118,25 @@ async def read_body(
             if msg["type"] == "http.disconnect":
                 raise ClientGone
             chunk = msg.get("body", b"")
-            if not msg.get("more_body", False) and not chunks and not over and len(chunk) <= limit:
-                return chunk  # the common case: the whole body in one message
+            more = msg.get("more_body", False)
+            if not more and not chunks and not over and len(chunk) <= limit:
+                return chunk, True  # the common case: the whole body in one message
             size += len(chunk)
             if not over and size > limit:
                 over, chunks = True, []
             if over:
                 if size > drain_limit:
-                    break  # stop reading; the 413 goes out and the connection closes
+                    return None, False  # not worth reading further
             else:
                 chunks.append(chunk)
-            if not msg.get("more_body", False):
-                break
+            if not more:
+                return (None if over else b"".join(chunks)), True
     except asyncio.CancelledError:
         if not expired or task.uncancel() > 0:
             raise  # cancelled by someone else (shutdown), not by the deadline
-        if not over:
-            raise RequestError(408, f"request body not received within {timeout:g} s") from None
+        return (None if over else b""), False
     finally:
         timer.cancel()
-    if over:
-        raise _too_large(limit)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> RequestError:
-    return RequestError(413, f"body larger than {limit} bytes")
 
 
 def _expire(task: asyncio.Task, expired: list[bool]) -> None:

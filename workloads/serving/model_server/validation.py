@@ -20,10 +20,11 @@ _NUMERIC = {"double": "float", "float": "float", "long": "int", "integer": "int"
 class RequestError(Exception):
     """A client error: carries the HTTP status and a message safe to return."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.close = close  # answer with Connection: close (part of the body was left unread)
 
 
 def short_repr(name: object) -> str:

@@ -220,6 +220,26 @@ def test_a_dribbling_client_cannot_extend_the_deadline(inproc_server, kit):
         assert _read_response(s)[0] == 408
 
 
+def test_an_early_answer_still_reads_the_body_or_closes(inproc_server, kit):
+    """415 and 404 are answered without using the body; it is read and dropped within the deadline,
+    or the connection is closed: a client cannot keep one open by dribbling a body nobody reads."""
+    body = _body(kit.row(0)).encode()
+    head = _head(len(body)).replace(b"application/json", b"text/plain")
+    with inproc_server.raw(head + body + _head(len(body)) + body) as s:  # two requests, one connection
+        status, headers, _ = _read_response(s)
+        assert status == 415 and headers.get("connection") != "close"
+        assert _read_response(s)[0] == 200  # the dropped body did not corrupt the next request
+    with inproc_server.raw(head[: -len(b"\r\n")].replace(str(len(body)).encode(), b"100") + b'\r\n{"f') as s:
+        status, headers, _ = _read_response(s)  # after the 1 s body deadline
+        assert status == 415 and headers["connection"] == "close" and _closed_by_server(s)
+    with inproc_server.raw(b"POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{") as s:
+        status, headers, _ = _read_response(s)
+        assert status == 404 and headers["connection"] == "close" and _closed_by_server(s)
+    with inproc_server.raw(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n") as s:
+        status, headers, _ = _read_response(s)
+        assert status == 200 and "connection" not in headers  # no body: kept alive
+
+
 def test_server_is_healthy_after_the_edge_cases(inproc_server, kit):
     resp = inproc_server.post(_body(kit.row(3)))
     assert resp.status_code == 200 and np.isfinite(resp.json()["prediction"])
