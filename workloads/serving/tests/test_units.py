@@ -28,6 +28,7 @@ BASE_ENV = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "MODEL_NAME": "m"}
 def test_config_defaults_and_parsing(tmp_path):
     s = Settings.from_env(BASE_ENV)
     assert (s.model_alias, s.port, s.cache_active, s.shadow_active) == ("champion", 8080, False, False)
+    assert (s.body_timeout_seconds, s.max_drain_bytes, s.redis_budget_seconds) == (10.0, 16 * 2**20, 0.005)
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
     s = Settings.from_env(
@@ -53,6 +54,9 @@ def test_config_reports_every_error_at_once():
                 "REDIS_URL": "http://x",
                 "CACHE_ENABLED": "maybe",
                 "FEATURE_BUCKETS": "1,0",
+                "BODY_TIMEOUT_SECONDS": "0",
+                "MAX_DRAIN_BYTES": "-1",
+                "REDIS_BUDGET_SECONDS": "soon",
             }
         )
     msg = str(exc.value)
@@ -65,6 +69,9 @@ def test_config_reports_every_error_at_once():
         "REDIS_URL",
         "CACHE_ENABLED",
         "FEATURE_BUCKETS",
+        "BODY_TIMEOUT_SECONDS",
+        "MAX_DRAIN_BYTES",
+        "REDIS_BUDGET_SECONDS",
     ):
         assert key in msg
 
