@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import select
-import socket
 import time
 
 import numpy as np
@@ -19,30 +18,22 @@ import pytest
 from model_server.validation import MAX_ABS_FLOAT
 
 
-def _read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    """One HTTP/1.1 response (status, lower-cased headers, body) from a raw socket."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError(f"closed before a complete response head: {data!r}")
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = dict(line.lower().split(": ", 1) for line in lines[1:])
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return status, headers, body
+def _read_response(f) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 response (status, lower-cased headers, body) from a socket's buffered reader
+    (buffered, so a pipelined second response is not lost with the first)."""
+    status_line = f.readline()
+    if not status_line:
+        raise ConnectionError("closed before a response")
+    headers = {}
+    while (line := f.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, f.read(int(headers.get("content-length", "0")))
 
 
-def _closed_by_server(sock: socket.socket) -> bool:
+def _closed_by_server(f) -> bool:
     try:
-        return sock.recv(1) == b""
+        return f.read(1) == b""
     except ConnectionResetError:
         return True
 
@@ -170,46 +161,49 @@ def test_content_type_is_the_exact_media_type(inproc_server, kit, content_type, 
 def test_two_content_type_headers_are_415(inproc_server, kit):
     body = _body(kit.row(0)).encode()
     head = _head(len(body)).replace(b"Content-Type:", b"Content-Type: text/plain\r\nContent-Type:")
-    with inproc_server.raw(head + body) as s:
-        assert _read_response(s)[0] == 415
+    with inproc_server.raw(head + body) as s, s.makefile("rb") as f:
+        assert _read_response(f)[0] == 415
 
 
 # ---------------------------------------------------------------- body size and time
 def test_oversized_body_is_answered_to_a_client_that_sends_it_all_first(inproc_server):
     body = b"x" * 10_000_000
-    with inproc_server.raw(_head(len(body)) + body) as s:  # sendall completes: the server reads it
-        status, headers, payload = _read_response(s)
+    with (
+        inproc_server.raw(_head(len(body)) + body) as s,
+        s.makefile("rb") as f,
+    ):  # sendall completes: the server reads it
+        status, headers, payload = _read_response(f)
         assert status == 413 and "65536" in json.loads(payload)["error"]
-        assert headers["connection"] == "close" and _closed_by_server(s)
+        assert headers["connection"] == "close" and _closed_by_server(f)
 
 
 def test_oversized_chunked_body_is_answered_too(inproc_server):
     chunk = b"y" * 100_000
     body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(100)) + b"0\r\n\r\n"
-    with inproc_server.raw(_head(None) + body) as s:
-        assert _read_response(s)[0] == 413
+    with inproc_server.raw(_head(None) + body) as s, s.makefile("rb") as f:
+        assert _read_response(f)[0] == 413
 
 
 def test_expect_100_continue_gets_413_before_sending_the_body(inproc_server):
-    with inproc_server.raw(_head(10_000_000, "Expect: 100-continue\r\n")) as s:
-        status, headers, _ = _read_response(s)  # the first response is the final one, not "100 Continue"
+    with inproc_server.raw(_head(10_000_000, "Expect: 100-continue\r\n")) as s, s.makefile("rb") as f:
+        status, headers, _ = _read_response(f)  # the first response is the final one, not "100 Continue"
         assert status == 413 and headers["connection"] == "close"
 
 
 def test_a_body_that_never_completes_gets_408_and_the_connection_is_closed(inproc_server):
     """Announces 100 bytes, sends 6: answered once the body deadline (1 s here) passes."""
-    with inproc_server.raw(_head(100) + b'{"feat', timeout=15) as s:
+    with inproc_server.raw(_head(100) + b'{"feat', timeout=15) as s, s.makefile("rb") as f:
         t0 = time.monotonic()
-        status, headers, payload = _read_response(s)
+        status, headers, payload = _read_response(f)
         assert status == 408 and "1 s" in json.loads(payload)["error"]
-        assert headers["connection"] == "close" and _closed_by_server(s)
+        assert headers["connection"] == "close" and _closed_by_server(f)
         assert time.monotonic() - t0 < 10  # the deadline, not the client, ends the request
 
 
 def test_a_dribbling_client_cannot_extend_the_deadline(inproc_server, kit):
     """One byte every 0.2 s keeps every read short but the whole body late: still 408."""
     body = _body(kit.row(0)).encode()
-    with inproc_server.raw(_head(len(body)), timeout=15) as s:
+    with inproc_server.raw(_head(len(body)), timeout=15) as s, s.makefile("rb") as f:
         for byte in body:
             if select.select([s], [], [], 0.2)[0]:
                 break  # the server answered
@@ -217,7 +211,7 @@ def test_a_dribbling_client_cannot_extend_the_deadline(inproc_server, kit):
                 s.sendall(bytes([byte]))
             except OSError:
                 break
-        assert _read_response(s)[0] == 408
+        assert _read_response(f)[0] == 408
 
 
 def test_an_early_answer_still_reads_the_body_or_closes(inproc_server, kit):
@@ -225,18 +219,27 @@ def test_an_early_answer_still_reads_the_body_or_closes(inproc_server, kit):
     or the connection is closed: a client cannot keep one open by dribbling a body nobody reads."""
     body = _body(kit.row(0)).encode()
     head = _head(len(body)).replace(b"application/json", b"text/plain")
-    with inproc_server.raw(head + body + _head(len(body)) + body) as s:  # two requests, one connection
-        status, headers, _ = _read_response(s)
+    with (
+        inproc_server.raw(head + body + _head(len(body)) + body) as s,
+        s.makefile("rb") as f,
+    ):  # two requests, one connection
+        status, headers, _ = _read_response(f)
         assert status == 415 and headers.get("connection") != "close"
-        assert _read_response(s)[0] == 200  # the dropped body did not corrupt the next request
-    with inproc_server.raw(head[: -len(b"\r\n")].replace(str(len(body)).encode(), b"100") + b'\r\n{"f') as s:
-        status, headers, _ = _read_response(s)  # after the 1 s body deadline
-        assert status == 415 and headers["connection"] == "close" and _closed_by_server(s)
-    with inproc_server.raw(b"POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{") as s:
-        status, headers, _ = _read_response(s)
-        assert status == 404 and headers["connection"] == "close" and _closed_by_server(s)
-    with inproc_server.raw(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n") as s:
-        status, headers, _ = _read_response(s)
+        assert _read_response(f)[0] == 200  # the dropped body did not corrupt the next request
+    with (
+        inproc_server.raw(head[: -len(b"\r\n")].replace(str(len(body)).encode(), b"100") + b'\r\n{"f') as s,
+        s.makefile("rb") as f,
+    ):
+        status, headers, _ = _read_response(f)  # after the 1 s body deadline
+        assert status == 415 and headers["connection"] == "close" and _closed_by_server(f)
+    with (
+        inproc_server.raw(b"POST /nope HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{") as s,
+        s.makefile("rb") as f,
+    ):
+        status, headers, _ = _read_response(f)
+        assert status == 404 and headers["connection"] == "close" and _closed_by_server(f)
+    with inproc_server.raw(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n") as s, s.makefile("rb") as f:
+        status, headers, _ = _read_response(f)
         assert status == 200 and "connection" not in headers  # no body: kept alive
 
 

@@ -188,7 +188,7 @@ def test_dead_redis_opens_the_breaker_and_costs_nothing_afterwards():
 
 
 def test_frozen_redis_costs_a_lookup_its_budget_not_the_socket_timeout(tmp_path, kit):
-    """SIGSTOP: the host accepts connections and never answers. Socket timeout 2 s, budget 10 ms."""
+    """SIGSTOP: the host accepts connections and never answers. Socket timeout 5 s, budget 10 ms."""
     import os
     import signal
 
@@ -196,7 +196,7 @@ def test_frozen_redis_costs_a_lookup_its_budget_not_the_socket_timeout(tmp_path,
     pid = redis.p.proc.pid
 
     async def run():
-        cache = RedisCache(redis.url, None, 60, 2.0, 0.01, 30, "frozen")
+        cache = RedisCache(redis.url, None, 60, 5.0, 0.01, 30, "frozen")
         cache.set_many_background([("frozen:k", b"0.5")])
         await _until(lambda: redis.client().get("frozen:k") == b"0.5", 5, "write-back")
         assert await cache.get_many(["frozen:k"]) == [b"0.5"]
@@ -207,7 +207,7 @@ def test_frozen_redis_costs_a_lookup_its_budget_not_the_socket_timeout(tmp_path,
             during = await asyncio.gather(*(cache.get_many(["frozen:k"]) for _ in range(5)))
             waited = time.perf_counter() - t0
             assert first is None and during == [None] * 5
-            assert waited < 1.0  # the budget (10 ms) with generous slack; the socket timeout is 2 s
+            assert waited < 2.5  # the budget (10 ms) with generous slack; the socket timeout is 5 s
             await _until(lambda: cache.open, 10, "breaker opening after the socket timeout")
             mgets = _counting(cache, "mget")
             assert await cache.get_many(["frozen:k"]) is None and mgets[0] == 0
@@ -235,7 +235,7 @@ def test_redis_restart_opens_the_breaker_once_despite_stale_pooled_connections(t
         redis.stop()
         redis.start()  # same port, empty
         value = None
-        for i in range(300):  # a request stream: a look-up, then write-backs over a few ticks
+        for i in range(600):  # a request stream: a look-up, then write-backs over a few ticks
             got = await cache.get_many(["restart:k"])
             value = got and got[0]
             if value == b"0.25" and i > 100:
