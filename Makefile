@@ -10,7 +10,8 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit checkov pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift
+.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
+        check check-all policy-config model-promote model-rollback
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,8 +29,15 @@ tools:
 plan: setup
 	$(BIN)/mlops-infra plan $(STACK)
 
+# `pulumi` runs the program with the uv toolchain (Pulumi.yaml: it looks `uv` up on PATH) and the policy pack
+# with .venv's python: both directories go on PATH.
+PULUMI_PATH := $(CURDIR)/$(BIN):$(CURDIR)/$(TOOLS)/bin:$$PATH
+# The pack's settings for this stack, generated from its stack file (`make policy-config`): the same config
+# `mlops-infra check` applies, so the real pack and `check` reach the same verdict.
+POLICY_CONFIG := policies/config/$(STACK).json
+
 up: setup
-	pulumi up --stack $(STACK)
+	PATH="$(PULUMI_PATH)" pulumi up --stack $(STACK)
 
 # CI's deploy path (.github/workflows): a pinned, checksum-verified Pulumi CLI, non-interactive runs.
 PULUMI_VERSION := 3.272.0
@@ -45,19 +53,44 @@ $(PULUMI):
 pulumi-cli: $(PULUMI)
 
 preview: setup $(PULUMI)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(PULUMI) preview --stack $(STACK) --policy-pack policies --diff --non-interactive
+	$(BIN)/mlops-infra policy-config $(STACK) --check
+	PATH="$(PULUMI_PATH)" $(PULUMI) preview --stack $(STACK) --policy-pack policies --policy-pack-config $(POLICY_CONFIG) --diff --non-interactive
 
 deploy: setup $(PULUMI)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(PULUMI) up --stack $(STACK) --policy-pack policies --yes --non-interactive
+	$(BIN)/mlops-infra policy-config $(STACK) --check
+	PATH="$(PULUMI_PATH)" $(PULUMI) up --stack $(STACK) --policy-pack policies --policy-pack-config $(POLICY_CONFIG) --yes --non-interactive
 
 smoke: setup $(PULUMI)
 	aws eks update-kubeconfig --name "$$($(PULUMI) stack output clusterName --stack $(STACK))" --kubeconfig $(TOOLS)/kubeconfig-$(STACK)
 	KUBECONFIG=$(TOOLS)/kubeconfig-$(STACK) kubectl wait --for=condition=Ready nodes --all --timeout=300s
 	KUBECONFIG=$(TOOLS)/kubeconfig-$(STACK) kubectl -n serving wait --for=condition=Ready pod -l app.kubernetes.io/name=model-server --timeout=600s
 
+# The policy pack offline (no cloud, no Pulumi CLI): `check` on $(STACK), `check-all` on every stack plus the
+# freshness of every policies/config/<stack>.json; `policy-config` regenerates those files.
+check: setup
+	$(BIN)/mlops-infra check $(STACK)
+
+check-all: setup
+	$(BIN)/mlops-infra check
+	$(BIN)/mlops-infra policy-config --check
+
+policy-config: setup
+	$(BIN)/mlops-infra policy-config
+
+# Model promotion (.github/workflows/promote-model.yml) against $MLFLOW_TRACKING_URI. The retraining job is not
+# part of the installed package: its directory goes on PYTHONPATH, as the tests and its image do.
+RETRAIN_JOB := PYTHONPATH="$(CURDIR)/workloads/retraining" $(BIN)/python -m retrain_job
+
+model-promote: setup
+	$(RETRAIN_JOB) run
+
+model-rollback: setup
+	$(RETRAIN_JOB) rollback
+
 lint: setup
 	$(BIN)/ruff check infra tests policies workloads monitoring examples
 	$(BIN)/ruff format --check infra tests policies workloads monitoring examples
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy
@@ -68,7 +101,7 @@ unit: setup tools
 checkov: setup
 	scripts/checkov.sh
 
-test: lint typecheck unit checkov
+test: lint typecheck unit checkov wheel-test lowest-sdk
 
 bench-plan: setup
 	$(BIN)/python bench/bench_plan.py
@@ -80,3 +113,26 @@ bench-drift: setup
 	$(BIN)/python workloads/retraining/bench/bench_drift.py
 
 bench: bench-plan bench-drift bench-serving
+
+# The package as another repo installs it (fresh virtualenv outside the checkout): examples and stacks plan.
+wheel-test: $(UV)
+	scripts/wheel_test.sh $(UV) $(PYTHON)
+
+# Release artifacts (wheel + sdist) into dist/; the version comes from the git tag (hatch-vcs).
+dist: $(UV)
+	rm -rf dist
+	$(UV) build --out-dir dist
+
+# CI's release job (tag vX.Y.Z): the built files and the tag's CHANGELOG section as a GitHub release.
+release: dist
+	scripts/release_notes.sh "$(GITHUB_REF_NAME:v%=%)" > $(TOOLS)/release-notes.md
+	gh release create "$(GITHUB_REF_NAME)" dist/* --title "$(GITHUB_REF_NAME)" --notes-file $(TOOLS)/release-notes.md
+
+# The suite's SDK-facing tests on the lowest Pulumi SDK pyproject.toml allows (the lock pins the newest).
+LOWEST_PULUMI = $(shell sed -n 's/.*"pulumi>=\([0-9.]*\),.*/\1/p' pyproject.toml)
+lowest-sdk: $(UV)
+	UV_PROJECT_ENVIRONMENT=.venv-lowest $(UV) sync --frozen --python $(PYTHON) --quiet
+	$(UV) pip install --quiet --python .venv-lowest/bin/python "pulumi==$(LOWEST_PULUMI).0"
+	.venv-lowest/bin/python -c "import importlib.metadata as m; print('pulumi', m.version('pulumi'))"
+	.venv-lowest/bin/pytest -n 2 -p no:cacheprovider tests/test_offline.py tests/test_examples.py tests/components \
+		tests/aws tests/gcp tests/services tests/workloads

@@ -22,7 +22,7 @@ def time_cli(stack: str, runs: int) -> list[float]:
     for _ in range(runs):
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "mlops_infra.cli", "plan", stack, "--json"],
+            [sys.executable, "-m", "mlops_infra.tooling.cli", "plan", stack, "--json"],
             cwd=ROOT,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT / "infra"))
-    from mlops_infra.offline import evaluate
+    from mlops_infra.tooling.offline import evaluate
 
     print(f"provider imports alone (fresh process): {time_imports():.2f} s")
     print(

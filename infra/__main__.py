@@ -1,5 +1,5 @@
 """The Pulumi program: load this stack's config, validate it, declare its platform."""
 
-from mlops_infra.platform import program
+from mlops_infra.platform.stack import program
 
 program()

@@ -1,4 +1,4 @@
-"""Generate the Grafana dashboards in monitoring/dashboards/*.json.
+"""Generate the Grafana dashboards (mlops_infra/components/k8s/monitoring_files/dashboards/*.json).
 
 The JSON files are committed (the Pulumi component loads them as they are); this script is the
 source they come from, so panels stay consistent (datasource variable, ids, grid layout).
@@ -12,9 +12,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlops_infra.accelerators import kube_state_metrics_resource_regex
+from mlops_infra.components.accelerators import kube_state_metrics_resource_regex
 
-DASHBOARD_DIR = Path(__file__).resolve().parent / "dashboards"
+# The dashboards ship inside the package, next to the component that deploys them.
+DASHBOARD_DIR = (
+    Path(__file__).resolve().parents[1] / "infra/mlops_infra/components/k8s/monitoring_files/dashboards"
+)
 DS = {"type": "prometheus", "uid": "${datasource}"}
 ACCEL_RESOURCES = kube_state_metrics_resource_regex()
 
@@ -508,14 +511,50 @@ def drift() -> dict[str, Any]:
 
 
 def accelerators() -> dict[str, Any]:
+    """Scheduling of accelerator pods (kube-state-metrics): on every stack, TPUs included."""
     lay = Layout()
-    node = 'Hostname=~"$node"'
     pending = (
         "(sum by (namespace, pod, resource) "
         f'(kube_pod_container_resource_requests{{resource=~"{ACCEL_RESOURCES}"}})'
         " > 0) and on (namespace, pod) (max by (namespace, pod) "
         '(kube_pod_status_phase{phase="Pending"}) == 1)'
     )
+    panels = [
+        lay.row("Scheduling (kube-state-metrics)"),
+        lay.panel(
+            "timeseries",
+            "Accelerators requested by running pods, per namespace",
+            [
+                target(
+                    "sum by (namespace, resource) ("
+                    f'kube_pod_container_resource_requests{{resource=~"{ACCEL_RESOURCES}"}}'
+                    " * on (namespace, pod) group_left () (max by (namespace, pod) "
+                    '(kube_pod_status_phase{phase="Running"}) == 1))',
+                    "{{namespace}} {{resource}}",
+                )
+            ],
+        ),
+        lay.panel(
+            "table",
+            "Pending accelerator pods",
+            [target(pending, format="table", instant=True)],
+            description="Pods requesting a GPU/Neuron/TPU that are Pending; "
+            "AcceleratorPodPending fires after 15m.",
+        ),
+    ]
+    return dashboard(
+        "mlops-accelerators",
+        "MLOps / Accelerators",
+        "Accelerators (GPU, Neuron, TPU) requested by running pods and accelerator pods waiting for a node.",
+        [],
+        panels,
+    )
+
+
+def gpus() -> dict[str, Any]:
+    """NVIDIA GPUs from the DCGM exporter: deployed only where the stack runs it."""
+    lay = Layout()
+    node = 'Hostname=~"$node"'
     panels = [
         lay.row("NVIDIA GPUs (DCGM exporter)"),
         lay.panel(
@@ -555,6 +594,21 @@ def accelerators() -> dict[str, Any]:
             ],
             unit="percent",
         ),
+    ]
+    variables = [query_var("node", "GPU node", "label_values(DCGM_FI_DEV_GPU_UTIL, Hostname)")]
+    return dashboard(
+        "mlops-gpu",
+        "MLOps / NVIDIA GPUs",
+        "GPU utilisation and memory per node and per workload, idle GPUs (DCGM exporter).",
+        variables,
+        panels,
+    )
+
+
+def neuron() -> dict[str, Any]:
+    """AWS Inferentia/Trainium from neuron-monitor: deployed only where the stack runs it."""
+    lay = Layout()
+    panels = [
         lay.row("AWS Neuron (neuron-monitor)"),
         lay.panel(
             "timeseries",
@@ -567,34 +621,12 @@ def accelerators() -> dict[str, Any]:
             minmax=(0, 1),
             w=24,
         ),
-        lay.row("Scheduling (kube-state-metrics)"),
-        lay.panel(
-            "timeseries",
-            "Accelerators requested by running pods, per namespace",
-            [
-                target(
-                    "sum by (namespace, resource) ("
-                    f'kube_pod_container_resource_requests{{resource=~"{ACCEL_RESOURCES}"}}'
-                    " * on (namespace, pod) group_left () (max by (namespace, pod) "
-                    '(kube_pod_status_phase{phase="Running"}) == 1))',
-                    "{{namespace}} {{resource}}",
-                )
-            ],
-        ),
-        lay.panel(
-            "table",
-            "Pending accelerator pods",
-            [target(pending, format="table", instant=True)],
-            description="Pods requesting a GPU/Neuron/TPU that are Pending; "
-            "AcceleratorPodPending fires after 15m.",
-        ),
     ]
-    variables = [query_var("node", "GPU node", "label_values(DCGM_FI_DEV_GPU_UTIL, Hostname)")]
     return dashboard(
-        "mlops-accelerators",
-        "MLOps / Accelerators",
-        "GPU (DCGM), Neuron and TPU usage, idle accelerators and pending accelerator pods.",
-        variables,
+        "mlops-neuron",
+        "MLOps / AWS Neuron",
+        "NeuronCore utilisation per Inferentia/Trainium instance (neuron-monitor).",
+        [],
         panels,
     )
 
@@ -703,6 +735,8 @@ DASHBOARDS = {
     "model-serving.json": serving,
     "model-drift.json": drift,
     "accelerators.json": accelerators,
+    "gpu.json": gpus,
+    "neuron.json": neuron,
     "cost.json": cost,
 }
 

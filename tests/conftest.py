@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.offline import Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
 
 from plan_support import load_stack_doc, reference_plan
 

@@ -9,10 +9,13 @@ from typing import Any
 
 import yaml
 
-from mlops_infra.offline import Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 STACKS = ROOT / "stacks"
+# Alert rules and dashboards ship inside the package, next to the component that deploys them.
+MONITORING_FILES = ROOT / "infra/mlops_infra/components/k8s/monitoring_files"
 REFERENCE_STACKS = sorted(p.name.split(".")[1] for p in STACKS.glob("Pulumi.*.yaml"))
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_infra import accelerators
-from mlops_infra.accelerators import REGISTRY, UnsupportedAccelerator, accelerator
-from mlops_infra.config import NodeGroupConfig
-from mlops_infra.cost import catalog
-from mlops_infra.gcp.node_pools import gke_added_labels, node_labels, pool_taints
+from mlops_infra.components import accelerators, catalog
+from mlops_infra.components.accelerators import REGISTRY, UnsupportedAccelerator, accelerator
+from mlops_infra.components.gcp.node_pools import gke_added_labels, node_labels, pool_taints
+from mlops_infra.components.node_group import NodeGroupSpec
+
+from plan_support import MONITORING_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 # Spellings that belong to the registry alone.
@@ -58,7 +59,7 @@ def test_no_module_spells_accelerator_facts_outside_the_registry():
     offenders = [
         f"{name}:{number}: {line.strip()}"
         for name in tracked
-        if name.endswith(".py") and name != "infra/mlops_infra/accelerators.py"
+        if name.endswith(".py") and name != "infra/mlops_infra/components/accelerators.py"
         for number, line in _code_lines(ROOT / name)
         if any(fact in line for fact in REGISTRY_FACTS)
     ]
@@ -99,9 +100,7 @@ def test_device_counts_come_from_the_catalog():
 @pytest.mark.parametrize("kind", ["gpu", "tpu"])
 def test_gke_pool_labels_and_taints_are_what_a_registry_placed_pod_needs(kind):
     machine, topology = ("g2-standard-8", None) if kind == "gpu" else ("ct5lp-hightpu-4t", "2x2")
-    group = NodeGroupConfig(
-        name="acc", role=kind, instance_types=[machine], max_size=2, tpu_topology=topology
-    )
+    group = NodeGroupSpec(name="acc", role=kind, instance_types=(machine,), max_size=2, tpu_topology=topology)
     acc = accelerator(kind, "gcp")
     labels = {**node_labels(group), **gke_added_labels(group)}
     key, value = acc.selector
@@ -129,7 +128,7 @@ def test_aws_groups_carry_the_registry_taint_labels_and_ami(stack_plan):
 
 
 def test_the_pending_accelerator_alert_watches_every_registry_resource():
-    rules = yaml.safe_load((ROOT / "monitoring/rules/accelerators.yaml").read_text())
+    rules = yaml.safe_load((MONITORING_FILES / "rules/accelerators.yaml").read_text())
     exprs = [r.get("expr", "") for g in rules["groups"] for r in g["rules"]]
     regexes = {m for e in exprs for m in re.findall(r'resource=~"([^"]+)"', e)}
     assert regexes == {accelerators.kube_state_metrics_resource_regex()}

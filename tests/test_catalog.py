@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from mlops_infra.cost import catalog
-from mlops_infra.cost.catalog import UnknownInstanceType
+from mlops_infra.components import catalog
+from mlops_infra.components.catalog import UnknownInstanceType
 
 ALL = catalog.instances()
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.config import ENVIRONMENT_DEFAULTS, ConfigError, load_stack
+from mlops_infra.platform.config import ENVIRONMENT_DEFAULTS, ConfigError, load_stack
 
 from plan_support import REFERENCE_STACKS, STACKS
 
@@ -154,7 +154,15 @@ def test_all_problems_reported_at_once(tmp_path: Path) -> None:
 
 def test_public_endpoint_open_to_world_refused(tmp_path: Path) -> None:
     line = only(
-        problems_for(tmp_path, **{"mlops-platform__cluster": {"endpoint": {"publicCidrs": ["0.0.0.0/0"]}}})
+        problems_for(
+            tmp_path,
+            **{
+                "mlops-platform__cluster": {
+                    **BASE["mlops-platform:cluster"],
+                    "endpoint": {"publicCidrs": ["0.0.0.0/0"]},
+                }
+            },
+        )
     )
     assert "publicCidrs" in line and "opens the API to the internet" in line
 
@@ -182,13 +190,15 @@ def test_cli_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) 
         ["render", str(path), "--out", str(tmp_path)],
     ):
         result = subprocess.run(
-            [sys.executable, "-m", "mlops_infra.cli", *command], capture_output=True, text=True
+            [sys.executable, "-m", "mlops_infra.tooling.cli", *command], capture_output=True, text=True
         )
         assert result.returncode == 2, command
         assert "Traceback" not in result.stderr and result.stdout == ""
         assert [line.split(": ")[1] for line in result.stderr.splitlines()] == ["mlops-platform:environment"]
     missing = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", "plan", "nosuchstack"], capture_output=True, text=True
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "plan", "nosuchstack"],
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode == 2 and "stack 'nosuchstack' not found" in missing.stderr
 
@@ -205,4 +215,30 @@ def test_gpu_workloads_need_a_gpu_group(tmp_path: Path, workload: str) -> None:
     )
     assert line.endswith(
         f"mlops-platform:workloads.{workload}.gpu: got true: needs a node group with role: gpu"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("schedule", "* * * * *", "runs every 1 min; at most every 60 min"),
+        ("driftCheckSchedule", "*/2 * * * *", "runs every 2 min; at most every 5 min"),
+        ("schedule", "61 3 * * *", "'61' is outside 0-59"),
+    ],
+)
+def test_retraining_schedules_that_would_run_too_often_or_never(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    line = only(problems_for(tmp_path, **{"mlops-platform__workloads": {"retraining": {key: value}}}))
+    assert f"mlops-platform:workloads.retraining.{key}: got {value!r}" in line
+    assert message in line
+
+
+def test_a_drift_threshold_no_drift_reaches_is_refused(tmp_path: Path) -> None:
+    line = only(
+        problems_for(tmp_path, **{"mlops-platform__workloads": {"retraining": {"driftThreshold": 10}}})
+    )
+    assert (
+        "mlops-platform:workloads.retraining.driftThreshold: got 10: " in line
+        and "less than or equal to 1" in line
     )

@@ -10,16 +10,17 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from mlops_infra.offline import SECRET, UNKNOWN, Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import SECRET, UNKNOWN, Plan
 
 from plan_support import REFERENCE_STACKS, STACKS, reference_plan
 
-RESOURCE_KEYS = {"urn", "type", "name", "parent", "custom", "protect", "inputs"}
+RESOURCE_KEYS = {"urn", "type", "name", "parent", "custom", "protect", "inputs", "dependencies", "outputs"}
 
 
 def _cli_json(*args: str) -> dict:  # type: ignore[type-arg]
     out = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", *args], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "mlops_infra.tooling.cli", *args], capture_output=True, text=True, check=True
     )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
@@ -90,7 +91,10 @@ def test_secrets_are_masked_and_protect_is_recorded() -> None:
 
 def test_human_plan_shows_cost_and_policy_findings() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", "plan", "dev"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "plan", "dev"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     expected = _cli_json("plan", "dev", "--json")["cost"]["monthly"]["expected"]
     assert f"expected {expected:,.2f}" in out

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mlops_infra.render import render
+from mlops_infra.tooling.render import render
 
 from plan_support import REFERENCE_STACKS, reference_plan
 

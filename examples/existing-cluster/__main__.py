@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pulumi
 
-from mlops_infra.k8s.namespaces import Namespaces, NamespacesArgs
-from mlops_infra.local.cluster import LocalCluster, LocalClusterArgs
+from mlops_infra.components.k8s.namespaces import Namespaces, NamespacesArgs
+from mlops_infra.components.local.cluster import LocalCluster, LocalClusterArgs
 
 
 def main() -> dict[str, pulumi.Output[str]]:

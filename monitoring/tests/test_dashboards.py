@@ -14,9 +14,13 @@ from typing import Any
 import pytest
 
 MONITORING = Path(__file__).resolve().parents[1]
-DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
+# The rule and dashboard files ship inside the package.
+FILES = Path(__file__).resolve().parents[2] / "infra/mlops_infra/components/k8s/monitoring_files"
+DASHBOARDS = sorted((FILES / "dashboards").glob("*.json"))
 EXPECTED_UIDS = {
     "accelerators.json": "mlops-accelerators",
+    "gpu.json": "mlops-gpu",
+    "neuron.json": "mlops-neuron",
     "cost.json": "mlops-cost",
     "model-drift.json": "mlops-model-drift",
     "model-serving.json": "mlops-model-serving",
@@ -102,6 +106,6 @@ def test_no_panels_overlap() -> None:
 
 def test_model_dashboards_have_a_model_variable() -> None:
     for name in ("model-serving.json", "model-drift.json"):
-        variables = {v["name"]: v for v in load(MONITORING / "dashboards" / name)["templating"]["list"]}
+        variables = {v["name"]: v for v in load(FILES / "dashboards" / name)["templating"]["list"]}
         assert "model" in variables
         assert variables["model"]["definition"].endswith(", model)")

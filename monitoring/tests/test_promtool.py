@@ -15,9 +15,11 @@ import pytest
 import yaml
 
 MONITORING = Path(__file__).resolve().parents[1]
-RULE_FILES = sorted((MONITORING / "rules").glob("*.yaml"))
+# The rule and dashboard files ship inside the package.
+FILES = Path(__file__).resolve().parents[2] / "infra/mlops_infra/components/k8s/monitoring_files"
+RULE_FILES = sorted((FILES / "rules").glob("*.yaml"))
 TEST_FILES = sorted((MONITORING / "tests").glob("*.test.yaml"))
-DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
+DASHBOARDS = sorted((FILES / "dashboards").glob("*.json"))
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -92,13 +94,14 @@ def test_latency_unit_test_rejects_the_naive_default(tmp_path: Path) -> None:
     """The `... or p99 > 0.05` form fires for models whose own SLO is looser; the tests must catch it."""
     (tmp_path / "rules").mkdir()
     (tmp_path / "tests").mkdir()
-    doc = yaml.safe_load((MONITORING / "rules" / "serving.yaml").read_text())
+    doc = yaml.safe_load((FILES / "rules" / "serving.yaml").read_text())
     for group in doc["groups"]:
         for rule in group["rules"]:
             if rule.get("alert") == "ModelLatencyP99AboveSLO":
                 rule["expr"] = NAIVE_SLO_EXPR
     (tmp_path / "rules" / "serving.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    shutil.copy(MONITORING / "tests" / "serving.test.yaml", tmp_path / "tests")
+    test_file = (MONITORING / "tests" / "serving.test.yaml").read_text()
+    (tmp_path / "tests" / "serving.test.yaml").write_text(re.sub(r"- \S*/rules/", "- ../rules/", test_file))
     res = run_promtool("test", "rules", "tests/serving.test.yaml", cwd=tmp_path)
     assert res.returncode != 0
     assert "ModelLatencyP99AboveSLO" in res.stdout + res.stderr

@@ -17,8 +17,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 MONITORING = ROOT / "monitoring"
-RULE_FILES = sorted((MONITORING / "rules").glob("*.yaml"))
-DASHBOARDS = sorted((MONITORING / "dashboards").glob("*.json"))
+# The rule and dashboard files ship inside the package.
+FILES = Path(__file__).resolve().parents[2] / "infra/mlops_infra/components/k8s/monitoring_files"
+RULE_FILES = sorted((FILES / "rules").glob("*.yaml"))
+DASHBOARDS = sorted((FILES / "dashboards").glob("*.json"))
 METRICS_DOC = ROOT / "docs" / "metrics.md"
 MONITORING_DOC = ROOT / "docs" / "monitoring.md"
 PROMETHEUSRULE_SCHEMA = (

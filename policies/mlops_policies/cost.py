@@ -8,9 +8,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_infra import accelerators
-from mlops_infra.cost import catalog
-from mlops_infra.cost.estimator import Schedule, estimate
+from mlops_infra.components import accelerators, catalog
+from mlops_infra.tooling.cost.estimator import Schedule, estimate
 from mlops_policies.model import (
     Resource,
     Rule,
@@ -187,7 +186,7 @@ def allowed_instance_types(r: Resource, config: Mapping[str, Any]) -> Iterator[s
         if catalog.find_instance(name) is None:
             yield (
                 f"{display(r)}: instance type {name} is not in the price catalog, so its cost is unknown; "
-                "pick a catalog type or add a sourced row to mlops_infra/cost/data"
+                "pick a catalog type or add a sourced row to mlops_infra/components/catalog_data"
             )
         elif not matches_any(name, allowed) or matches_any(name, denied):
             yield (

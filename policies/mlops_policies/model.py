@@ -7,10 +7,15 @@ runner builds it from a recorded plan. Nothing here imports pulumi_policy, so th
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+# Shared with the cost code; re-exported because the rules read objects through this module.
+from mlops_infra.components.k8s.objects import POD_SPEC_PATHS
+from mlops_infra.components.k8s.objects import dig as dig
+from mlops_infra.components.k8s.objects import is_seq as is_seq
+from mlops_infra.components.k8s.objects import quantity as quantity
 
 Enforcement = Literal["advisory", "mandatory", "remediate", "disabled"]
 ENFORCEMENT_LEVELS: tuple[str, ...] = ("advisory", "mandatory", "remediate", "disabled")
@@ -28,6 +33,9 @@ class Resource:
     protect: bool = False
     dependencies: tuple[str, ...] = ()
     parent: str | None = None
+    # What the engine knows after the step (ARNs, URLs): the offline plan's mock answers, or in CrossGuard's
+    # stack policies the resource's outputs. Empty where unknown (a resource policy sees inputs only).
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
     def get(self, *path: str | int, default: Any = None) -> Any:
         """Nested lookup that tolerates missing keys, None and wrong shapes (inputs are often partial)."""
@@ -83,32 +91,12 @@ class Rule:
 # Small helpers used by many rules
 
 
-def dig(value: Any, *path: str | int, default: Any = None) -> Any:
-    for part in path:
-        if isinstance(part, int):
-            if not is_seq(value) or not -len(value) <= part < len(value):
-                return default
-            value = value[part]
-        else:
-            if not isinstance(value, Mapping) or part not in value:
-                return default
-            value = value[part]
-        if value is None:
-            return default
-    return value
-
-
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     if is_seq(value):
         return list(value)
     return [value]
-
-
-def is_seq(value: Any) -> bool:
-    """Lists from the engine arrive wrapped in a Sequence proxy, not as `list`."""
-    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
 
 
 def truthy(value: Any) -> bool:
@@ -138,16 +126,7 @@ def environment_of(resources: Sequence[Resource], config: Mapping[str, Any]) -> 
 # ---------------------------------------------------------------------------------------------------------
 # Kubernetes workloads: where the pod spec lives in each kind
 
-K8S_WORKLOAD_KINDS: dict[str, tuple[str, ...]] = {
-    "Pod": ("spec",),
-    "Deployment": ("spec", "template", "spec"),
-    "StatefulSet": ("spec", "template", "spec"),
-    "DaemonSet": ("spec", "template", "spec"),
-    "ReplicaSet": ("spec", "template", "spec"),
-    "Job": ("spec", "template", "spec"),
-    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
-    "Rollout": ("spec", "template", "spec"),
-}
+K8S_WORKLOAD_KINDS = POD_SPEC_PATHS
 LONG_RUNNING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Rollout"})
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 
@@ -212,34 +191,3 @@ def display(resource: Resource) -> str:
         name = resource.get("metadata", "name", default=resource.name)
         return f"{kind} {ns + '/' if ns else ''}{name}"
     return f"{resource.type.rsplit(':', 1)[-1]} {resource.name}"
-
-
-_QUANTITY_RE = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$")
-_SUFFIX = {
-    "": 1.0,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-}
-
-
-def quantity(value: Any) -> float | None:
-    """Parse a Kubernetes quantity ("500m", "2Gi", 1) into a float of base units; None if unparseable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if not isinstance(value, str):
-        return None
-    match = _QUANTITY_RE.match(value.strip())
-    if not match or match.group(2) not in _SUFFIX:
-        return None
-    return float(match.group(1)) * _SUFFIX[match.group(2)]

@@ -18,9 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlops_infra import accelerators
-from mlops_infra.cost import catalog
-from mlops_infra.cost.rightsize import reserved_cpu, reserved_memory_mib
+from mlops_infra.components import accelerators, catalog
+from mlops_infra.tooling.cost.rightsize import reserved_cpu, reserved_memory_mib
 from mlops_policies.model import Resource, as_list, dig, quantity
 
 EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

@@ -49,6 +49,7 @@ def resource_from_policy_resource(r: PolicyResource) -> Resource:
         protect=bool(getattr(r.opts, "protect", False)),
         dependencies=tuple(dict.fromkeys(deps)),
         parent=r.parent.urn if r.parent is not None else None,
+        outputs=r.props,  # a stack policy's props are the resource's outputs
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mlops_infra import accelerators
+from mlops_infra.components import accelerators
 from mlops_policies.model import (
     HELM_RELEASE,
     K8S_WORKLOAD_KINDS,
@@ -102,7 +102,7 @@ CHART_PODS: dict[str, tuple[ChartPod, ...]] = {
                                 for k, v in (
                                     ("feature.node.kubernetes.io/pci-10de.present", "true"),
                                     ("feature.node.kubernetes.io/cpu-model.vendor_id", "NVIDIA"),
-                                    ("nvidia.com/gpu.present", "true"),
+                                    accelerators.accelerator("gpu", "aws").selector,  # nvidia.com/gpu.present
                                 )
                             ]
                         }

@@ -22,6 +22,7 @@ from mlops_policies.model import (
     truthy,
 )
 from mlops_policies.security import (
+    CLOUD_SQL,
     EKS_NODE_GROUP,
     ELASTICACHE_RG,
     GCS_BUCKET,
@@ -79,6 +80,12 @@ def prod_multi_az(resources: Sequence[Resource], config: Mapping[str, Any]) -> S
                         "(services.redis.replicas >= 1)"
                     ),
                 )
+        elif r.type == CLOUD_SQL and r.get("settings", "availabilityType", default="ZONAL") != "REGIONAL":
+            yield (
+                r.urn,
+                f"{display(r)}: a ZONAL instance has no standby; set settings.availabilityType=REGIONAL so a "
+                "zone outage fails over",
+            )
         elif r.type == GKE_CLUSTER:
             location = str(r.get("location", default=""))
             if _ZONE_RE.match(location) and len(as_list(r.get("nodeLocations"))) < 2:
@@ -91,7 +98,8 @@ _STATEFUL = (
     RDS_INSTANCE,
     RDS_CLUSTER,
     ELASTICACHE_RG,
-    "gcp:sql/databaseInstance:DatabaseInstance",
+    CLOUD_SQL,
+    "gcp:sql/database:Database",
     "gcp:redis/instance:Instance",
     "kubernetes:core/v1:PersistentVolumeClaim",
 )
@@ -120,10 +128,27 @@ def prod_stateful_protected(resources: Sequence[Resource], config: Mapping[str, 
             yield r.urn, f"{display(r)}: set snapshotRetentionLimit >= 1 so the cache can be restored"
         elif r.type in (*S3_BUCKETS, GCS_BUCKET) and truthy(r.get("forceDestroy", default=False)):
             yield r.urn, f"{display(r)}: forceDestroy=true deletes every object with the bucket; set false"
-        elif r.type == "gcp:sql/databaseInstance:DatabaseInstance" and not truthy(
-            r.get("deletionProtection", default=True)
-        ):
-            yield r.urn, f"{display(r)}: set deletionProtection=true"
+        elif r.type == CLOUD_SQL:
+            yield from ((r.urn, message) for message in _cloud_sql_protection(r))
+
+
+def _cloud_sql_protection(r: Resource) -> Iterator[str]:
+    """Cloud SQL keeps its data through a mistake only with both deletion guards and PITR-capable backups."""
+    if not truthy(r.get("deletionProtection", default=True)):
+        yield f"{display(r)}: set deletionProtection=true"
+    if not truthy(r.get("settings", "deletionProtectionEnabled", default=False)):
+        yield (
+            f"{display(r)}: set settings.deletionProtectionEnabled=true (deletionProtection guards only "
+            "against Pulumi; this guards against the API, gcloud and the console)"
+        )
+    backups = r.get("settings", "backupConfiguration", default={}) or {}
+    if not truthy(backups.get("enabled", False)):
+        yield f"{display(r)}: automated backups are off; set settings.backupConfiguration.enabled=true"
+    elif not truthy(backups.get("pointInTimeRecoveryEnabled", False)):
+        yield (
+            f"{display(r)}: point-in-time recovery is off; set "
+            "settings.backupConfiguration.pointInTimeRecoveryEnabled=true"
+        )
 
 
 _SCALERS = {

@@ -9,21 +9,46 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_policies import cost, network_policy, references, reliability, scheduling, security
-from mlops_policies.model import Resource, Rule, Violation, exempt
+from mlops_policies import (
+    access,
+    charts,
+    cost,
+    cost_allocation,
+    network_policy,
+    preconditions,
+    production,
+    progressive_delivery,
+    references,
+    reliability,
+    retraining,
+    scheduling,
+    scraping,
+    security,
+    telemetry,
+)
+from mlops_policies.model import Resource, Rule, Violation, dig, environment_of, exempt
 from mlops_policies.settings import default_config, merge, resolve
 
 if TYPE_CHECKING:
-    from mlops_infra.config import StackConfig
-    from mlops_infra.offline import Plan
+    from mlops_infra.platform.config import StackConfig
+    from mlops_infra.tooling.plan import Plan
 
 ALL_RULES: list[Rule] = [
     *security.RULES,
+    *access.RULES,
     *network_policy.RULES,
     *reliability.RULES,
+    *production.RULES,
     *cost.RULES,
+    *retraining.RULES,
     *scheduling.RULES,
     *references.RULES,
+    *charts.RULES,
+    *scraping.RULES,
+    *progressive_delivery.RULES,
+    *telemetry.RULES,
+    *preconditions.RULES,
+    *cost_allocation.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 
@@ -46,6 +71,7 @@ def resources_from_plan(plan: Plan) -> list[Resource]:
             protect=r.protect,
             dependencies=tuple(r.depends_on),
             parent=r.parent,
+            outputs=r.outputs,
         )
         for r in plan.resources
         if r.custom and not r.type.startswith("pulumi:providers:")
@@ -53,8 +79,8 @@ def resources_from_plan(plan: Plan) -> list[Resource]:
 
 
 def stack_policy_config(config: StackConfig) -> dict[str, Any]:
-    """The policy config for one stack: environment defaults + budget + schedules (what
-    `--policy-pack-config` should hold when the real engine runs the pack)."""
+    """The policy config for one stack: environment defaults + budget + schedules. `check` uses it, and
+    `mlops-infra policy-config` writes it to the `--policy-pack-config` file the real engine gets."""
     result = default_config(config.environment)
     budget: dict[str, Any] = {}
     if config.budget is not None:
@@ -69,7 +95,13 @@ def stack_policy_config(config: StackConfig) -> dict[str, Any]:
     }
     if schedules:
         budget["scaleDownSchedules"] = schedules
-    return merge(result, {"budget-within-limit": budget}) if budget else result
+    if budget:
+        result = merge(result, {"budget-within-limit": budget})
+    if config.workloads.registry:  # a registry the stack names exists outside the plan, with its own login
+        result = merge(
+            result, {"image-push-targets-declared": {"externalRegistries": [config.workloads.registry]}}
+        )
+    return result
 
 
 def run_rules(
@@ -103,10 +135,83 @@ def run_rules(
 
 
 def check_plan(plan: Plan, overrides: Mapping[str, Any] | None = None) -> list[Violation]:
-    config = stack_policy_config(plan.config)
+    """The pack over a plan: the stack's policy config, or for a program without one (`plan --program`) the
+    defaults of the environment its resources are tagged with (dev when they carry none)."""
+    config = (
+        stack_policy_config(plan.config)
+        if plan.config is not None
+        else default_config(plan.environment or "dev")
+    )
     if overrides:
         config = merge(config, overrides)
     return run_rules(resources_from_plan(plan), config)
+
+
+class PlanDocumentError(ValueError):
+    """A saved plan that is not a `plan --json` object; the message says what is wrong."""
+
+
+def resources_from_document(doc: Mapping[str, Any], where: str) -> list[Resource]:
+    """The custom resources of a saved `plan --json` object (outputs = inputs + the computed ones)."""
+    items = doc.get("resources")
+    if not isinstance(items, list):
+        raise PlanDocumentError(
+            f"{where}: no `resources` list; expected the output of `mlops-infra plan STACK --json`"
+        )
+    found: list[Resource] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping) or not all(
+            isinstance(item.get(k), str) for k in ("urn", "type", "name")
+        ):
+            raise PlanDocumentError(f"{where}: resources[{i}] needs string urn, type and name")
+        inputs: Mapping[str, Any] = item["inputs"] if isinstance(item.get("inputs"), Mapping) else {}
+        outputs: Mapping[str, Any] = item["outputs"] if isinstance(item.get("outputs"), Mapping) else {}
+        if item.get("custom", True) is False or str(item["type"]).startswith("pulumi:providers:"):
+            continue
+        found.append(
+            Resource(
+                urn=item["urn"],
+                type=item["type"],
+                name=item["name"],
+                props=inputs,
+                protect=item.get("protect") is True,
+                dependencies=tuple(str(d) for d in item.get("dependencies") or () if isinstance(d, str)),
+                parent=item.get("parent") if isinstance(item.get("parent"), str) else None,
+                outputs={**inputs, **outputs},
+            )
+        )
+    return found
+
+
+def check_document(
+    doc: Mapping[str, Any], where: str, overrides: Mapping[str, Any] | None = None
+) -> list[Violation]:
+    """The pack over a saved plan (possibly edited by hand): the environment's defaults and the plan's budget
+    decide, never anything else the document claims about its own policy config."""
+    resources = resources_from_document(doc, where)
+    environment = doc.get("environment")
+    if not isinstance(environment, str):
+        environment = environment_of(resources, {})
+    if environment not in ("dev", "test", "prod"):
+        raise PlanDocumentError(
+            f"{where}: environment {environment!r}; a plan names dev, test or prod (`environment`, or the "
+            "`environment` tag its resources carry)"
+        )
+    config = default_config(environment)
+    budget = dig(doc, "cost", "budget")
+    if isinstance(budget, Mapping) and "monthlyUsd" in budget:
+        config = merge(
+            config,
+            {
+                "budget-within-limit": {
+                    "monthlyUsd": budget["monthlyUsd"],
+                    "basis": budget.get("basis", "expected"),
+                }
+            },
+        )
+    if overrides:
+        config = merge(config, overrides)
+    return run_rules(resources, config)
 
 
 def blocking(violations: Sequence[Violation]) -> list[Violation]:

@@ -16,8 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_infra import accelerators
-from mlops_infra.cost import catalog
+from mlops_infra.components import accelerators, catalog
 from mlops_policies.cost import pod_requests
 from mlops_policies.model import Resource, Rule
 from mlops_policies.nodes import Node, cluster_nodes, with_devices

@@ -43,6 +43,9 @@ RDS_INSTANCE = "aws:rds/instance:Instance"
 RDS_CLUSTER = "aws:rds/cluster:Cluster"
 ELASTICACHE_RG = "aws:elasticache/replicationGroup:ReplicationGroup"
 ELASTICACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
+CLOUD_SQL = "gcp:sql/databaseInstance:DatabaseInstance"
+# Cloud SQL sslMode values that refuse plaintext (the API default ALLOW_UNENCRYPTED_AND_ENCRYPTED does not).
+CLOUD_SQL_TLS_MODES = frozenset({"ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"})
 OPEN_CIDRS = {"0.0.0.0/0", "::/0"}
 
 
@@ -240,11 +243,32 @@ def s3_encrypted(
 def rds_encrypted(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     if r.type in (RDS_INSTANCE, RDS_CLUSTER) and not truthy(r.get("storageEncrypted", default=False)):
         yield f"{display(r)}: storage is not encrypted; set storageEncrypted=true (optionally kmsKeyId)"
+    elif r.type == CLOUD_SQL:
+        # Cloud SQL storage is always encrypted at rest; what a config can leave open is plaintext connections.
+        mode = r.get("settings", "ipConfiguration", "sslMode")
+        legacy = mode is None and truthy(r.get("settings", "ipConfiguration", "requireSsl", default=False))
+        if mode not in CLOUD_SQL_TLS_MODES and not legacy:
+            yield (
+                f"{display(r)}: accepts unencrypted connections (sslMode {mode or 'unset'}); set "
+                "settings.ipConfiguration.sslMode=ENCRYPTED_ONLY"
+            )
 
 
 def rds_not_public(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     if r.type == RDS_INSTANCE and truthy(r.get("publiclyAccessible", default=False)):
         yield f"{display(r)}: publiclyAccessible=true; set it false and reach the database from the VPC"
+    # Cloud SQL assigns a public IPv4 address unless told not to (ipv4Enabled defaults to true).
+    elif r.type == CLOUD_SQL and truthy(r.get("settings", "ipConfiguration", "ipv4Enabled", default=True)):
+        opened = [
+            str(n.get("value"))
+            for n in as_list(r.get("settings", "ipConfiguration", "authorizedNetworks"))
+            if isinstance(n, Mapping) and n.get("value") in OPEN_CIDRS
+        ]
+        extra = f", authorized for {', '.join(opened)}" if opened else ""
+        yield (
+            f"{display(r)}: has a public IP address{extra}; set settings.ipConfiguration.ipv4Enabled=false and "
+            "reach it over privateNetwork (Private Service Access)"
+        )
 
 
 def elasticache_encrypted(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
@@ -486,9 +510,17 @@ RULES: list[Rule] = [
         "Buckets declare default server-side encryption.",
         stack_check=s3_encrypted,
     ),
-    Rule("rds-encrypted", "security", "Database storage is encrypted.", resource_check=rds_encrypted),
     Rule(
-        "rds-not-public", "security", "Databases are not publicly accessible.", resource_check=rds_not_public
+        "rds-encrypted",
+        "security",
+        "Database storage is encrypted; Cloud SQL (always encrypted at rest) refuses plaintext connections.",
+        resource_check=rds_encrypted,
+    ),
+    Rule(
+        "rds-not-public",
+        "security",
+        "Databases are not publicly accessible (RDS publiclyAccessible, Cloud SQL public IP).",
+        resource_check=rds_not_public,
     ),
     Rule(
         "elasticache-encrypted",

@@ -1,8 +1,9 @@
 """Policy configuration: enforcement per rule and environment, in CrossGuard's `--policy-pack-config` format.
 
 `{"all": "mandatory", "<rule>": "advisory" | {"enforcementLevel": "...", <rule properties>}}`. The defaults
-per environment below are also written to `policies/config/<env>.json` for `pulumi preview
---policy-pack policies --policy-pack-config policies/config/prod.json`; a test keeps them identical.
+per environment below are the base of every stack's config (`runner.stack_policy_config` adds the stack's
+budget); `mlops-infra policy-config` writes that to `policies/config/<stack>.json`, the file `make preview`
+and `make deploy` pass as `--policy-pack-config`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ _BASE: dict[str, Any] = {
     "all": "mandatory",
     "k8s-no-privileged": _NODE_AGENTS,
     "k8s-run-as-non-root": _NODE_AGENTS,
+    "k8s-no-host-path": _NODE_AGENTS,
 }
 
 DEFAULT_CONFIGS: dict[str, dict[str, Any]] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlops_infra.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 
 
 def children(plan: Plan, parent: RecordedResource, type_token: str | None = None) -> list[RecordedResource]:

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi_kubernetes as k8s
 from aws_plan_helpers import node_groups, release
 
-from mlops_infra.k8s.accelerators import (
+from mlops_infra.components.k8s.accelerators import (
     DCGM_EXPORTER_VERSION,
     NEURON_CHART,
     NEURON_CHART_VERSION,
@@ -16,8 +16,8 @@ from mlops_infra.k8s.accelerators import (
     AcceleratorMonitoring,
     AcceleratorMonitoringArgs,
 )
-from mlops_infra.k8s.cluster import ClusterHandle
-from mlops_infra.offline import evaluate
+from mlops_infra.components.k8s.cluster import ClusterHandle
+from mlops_infra.tooling.offline import evaluate
 
 STACKS = Path(__file__).resolve().parents[2] / "stacks"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
@@ -103,12 +103,16 @@ def _monitoring_plan():
     """AcceleratorMonitoring as the platform would add it after the monitoring stack."""
 
     def program():
-        from mlops_infra.platform import config_from_pulumi
+        from mlops_infra.platform.stack import config_from_pulumi
 
         config = config_from_pulumi()
         provider = k8s.Provider("cluster", kubeconfig="{}")
         handle = ClusterHandle(
-            name="c", cloud="aws", version="1.33", provider=provider, node_groups=list(config.node_groups)
+            name="c",
+            cloud="aws",
+            version="1.33",
+            provider=provider,
+            node_groups=[g.spec() for g in config.node_groups],
         )
         AcceleratorMonitoring(
             "accelerator-monitoring",
@@ -130,6 +134,10 @@ def test_exporters_tolerate_only_their_taint_and_are_scraped():
     assert values["tolerations"] == [GPU_TOLERATION]
     assert values["serviceMonitor"]["enabled"] is True
     assert values["serviceMonitor"]["additionalLabels"] == {"release": "kps"}
+    # The exporter labels each GPU series with the workload's pod/namespace (Kubernetes mode is on in the
+    # chart): without honorLabels those become exported_pod/exported_namespace and `by (pod)` shows the
+    # exporter itself.
+    assert values["serviceMonitor"]["honorLabels"] is True
 
     (daemonset,) = plan.of_type("kubernetes:apps/v1:DaemonSet")
     pod = daemonset.inputs["spec"]["template"]["spec"]

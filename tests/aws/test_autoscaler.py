@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from aws_plan_helpers import policy, release
 
-from mlops_infra.aws.autoscaler_iam import READ_ACTIONS, WRITE_ACTIONS
-from mlops_infra.aws.platform import autoscaler_priorities
-from mlops_infra.aws.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
-from mlops_infra.config import NodeGroupConfig
-from mlops_infra.k8s.cluster_autoscaler import CHART_REPO, CHART_VERSION, expander_priorities
+from mlops_infra.components.aws.autoscaler_iam import READ_ACTIONS, WRITE_ACTIONS
+from mlops_infra.components.aws.versions import CLUSTER_AUTOSCALER_IMAGE_TAGS
+from mlops_infra.components.k8s.cluster_autoscaler import CHART_REPO, CHART_VERSION, expander_priorities
+from mlops_infra.platform.aws import autoscaler_priorities
+from mlops_infra.platform.config import NodeGroupConfig
 
 
 def test_iam_policy_reads_everything_but_writes_only_owned_groups(stack_plan):
@@ -133,7 +133,7 @@ def test_priorities_prefer_spot_then_cheaper():
 
 
 def test_expander_table_rejects_priorities_that_clash_with_the_catch_all():
-    from mlops_infra.k8s.cluster_autoscaler import PriorityGroup
+    from mlops_infra.components.k8s.cluster_autoscaler import PriorityGroup
 
     with pytest.raises(ValueError, match="catch-all"):
         expander_priorities([PriorityGroup(pattern="x", priority=1)])

@@ -9,10 +9,10 @@ import re
 import pytest
 from aws_plan_helpers import policy, walk
 
-from mlops_infra.aws.cluster import endpoint_access
-from mlops_infra.aws.irsa import trust_policy
-from mlops_infra.aws.versions import EKS_ADDON_VERSIONS
-from mlops_infra.config import ConfigError, parse_stack_config, raw_from_pulumi_config
+from mlops_infra.components.aws.cluster import endpoint_access
+from mlops_infra.components.aws.irsa import trust_policy
+from mlops_infra.components.aws.versions import EKS_ADDON_VERSIONS
+from mlops_infra.platform.config import ConfigError, parse_stack_config, raw_from_pulumi_config
 
 
 def cluster(plan):

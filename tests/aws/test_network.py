@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from mlops_infra.aws.network import plan_subnets
+from mlops_infra.components.aws.network import plan_subnets
 
 
 @pytest.mark.parametrize(("stack", "zones", "nats"), [("dev", 2, 1), ("test", 2, 1), ("prod", 3, 3)])

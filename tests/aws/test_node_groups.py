@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from aws_plan_helpers import asg_tags, children, component_of, node_groups
 
-from mlops_infra.aws.node_groups import autoscaler_node_template_tags
-from mlops_infra.config import NodeGroupConfig, Taint
+from mlops_infra.components.accelerators import NodeTaint
+from mlops_infra.components.aws.node_groups import autoscaler_node_template_tags
+from mlops_infra.components.node_group import NodeGroupSpec
 
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
 EXPECTED = {
@@ -181,16 +182,16 @@ def test_accelerator_counts_come_from_the_catalog(mutated_plan):
 
 
 def test_template_tags_unit():
-    group = NodeGroupConfig(
+    group = NodeGroupSpec(
         name="g",
         role="gpu",
-        instance_types=["g6.12xlarge"],
+        instance_types=("g6.12xlarge",),
         max_size=3,
         disk_size_gb=200,
         capacity="on-demand",
     )
     tags = autoscaler_node_template_tags(
-        "c", group, {"a/b": "x"}, [Taint(key="nvidia.com/gpu", value="", effect="NoExecute")]
+        "c", group, {"a/b": "x"}, [NodeTaint("nvidia.com/gpu", "", "NoExecute")]
     )
     assert tags[f"{TEMPLATE}/label/a/b"] == "x"
     assert tags[f"{TEMPLATE}/taint/nvidia.com/gpu"] == ":NoExecute"

@@ -1,6 +1,7 @@
 """The GitHub Actions workflows: schema-valid, zizmor-clean, least privilege, SHA-pinned, one update per stack
 at a time, and every `run:` step calls something this repository defines and tests (a Makefile target,
-an `mlops-infra` or `python -m retrain_job` command line the real parsers accept) instead of ad-hoc shell."""
+an `mlops-infra` or `python -m retrain_job` command line the real parsers accept) instead of ad-hoc shell.
+That the steps also work in their order is test_workflow_order.py's job."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.cli import build_parser as mlops_parser
+from mlops_infra.tooling.cli import build_parser as mlops_parser
 from retrain_job.cli import build_parser as retrain_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +23,6 @@ WORKFLOWS = ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
 BIN = Path(sys.executable).parent
 
-# Targets the workflows call that the lead adds to the Makefile (their exact text is in docs/ci.md).
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 SHELL_OPERATORS = ("&&", "||", ";", "|", "`", "$(")
 
@@ -44,8 +44,8 @@ def _make_targets() -> set[str]:
     return {m.group(1) for m in re.finditer(r"^([A-Za-z][\w.-]*)\s*:(?!=)", text, re.MULTILINE)}
 
 
-def test_the_three_workflows_exist() -> None:
-    assert {p.name for p in FILES} == {"pr.yml", "deploy.yml", "promote-model.yml"}
+def test_the_workflows_exist() -> None:
+    assert {p.name for p in FILES} == {"pr.yml", "deploy.yml", "promote-model.yml", "release.yml"}
 
 
 def test_schema_valid() -> None:
@@ -88,7 +88,9 @@ def test_least_privilege_permissions() -> None:
         perms = job.get("permissions")
         assert isinstance(perms, dict), f"{file}:{name} grants no explicit job permissions"
         writes = {k for k, v in perms.items() if v == "write"}
-        assert writes <= {"id-token", "pull-requests"}, (file, name, writes)
+        assert writes <= {"id-token", "pull-requests", "contents"}, (file, name, writes)
+        # contents: write only where a release is published, from a tag
+        assert ("contents" in writes) == ("make release" in _runs(job)), (file, name)
         uses_oidc = any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])
         assert ("id-token" in writes) == uses_oidc, f"{file}:{name}: id-token only where a role is assumed"
         if "pull-requests" in writes:
@@ -111,7 +113,8 @@ def _runs(job: dict[str, Any]) -> list[str]:
 
 def _is_deploy_job(job: dict[str, Any]) -> bool:
     return "environment" in job or any(
-        re.search(r"make deploy|retrain_job (run|rollback)", run) for run in _runs(job)
+        re.search(r"make (deploy|model-promote|model-rollback)|retrain_job (run|rollback)", run)
+        for run in _runs(job)
     )
 
 
@@ -200,3 +203,32 @@ def test_every_run_step_calls_a_defined_target_or_a_real_command_line() -> None:
                 else:
                     pytest.fail(f"run step outside the Makefile/CLIs: {where}")
     assert seen >= 20
+
+
+def test_a_step_uses_the_virtualenv_only_after_a_step_that_creates_it() -> None:
+    """Cheap static companion of test_workflow_order.py: `.venv/...` only after `make setup` (or a target that
+    bootstraps it); the old deploy.yml called `.venv/bin/mlops-infra` after only `make pulumi-cli`."""
+    bootstraps = re.compile(
+        r"^make (setup|check|check-all|test|deploy|preview|smoke|policy-config|model-\w+)\b"
+    )
+    for file, name, job in _jobs():
+        ready = False
+        for run in _runs(job):
+            for cmd in _commands(run):
+                if cmd[0].startswith(".venv/"):
+                    assert ready, f"{file}:{name}: {' '.join(cmd)} runs before any step creates .venv"
+                ready = ready or bool(bootstraps.match(" ".join(cmd)))
+
+
+@pytest.mark.parametrize("target", ["preview", "deploy"])
+def test_pulumi_gets_the_stacks_own_policy_config(target: str) -> None:
+    """`make preview/deploy STACK=prod` refuse a stale policies/config/prod.json and pass it to the pack."""
+    proc = subprocess.run(
+        ["make", "-n", target, "STACK=prod"], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = proc.stdout.splitlines()
+    freshness = lines.index(".venv/bin/mlops-infra policy-config prod --check")
+    [pulumi] = [i for i, line in enumerate(lines) if "--policy-pack policies" in line]
+    assert freshness < pulumi
+    assert "--policy-pack-config policies/config/prod.json" in lines[pulumi]
+    assert "/.venv-tools/bin:" in lines[pulumi]  # uv, which the project's uv toolchain looks up on PATH

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.cli import main, plan_document
-from mlops_infra.cost import catalog
-from mlops_infra.cost.compare import CompareError, compare, to_markdown
-from mlops_infra.cost.estimator import HOURS_PER_MONTH
-from mlops_infra.offline import Plan
+from mlops_infra.components import catalog
+from mlops_infra.tooling.cli import main, plan_document
+from mlops_infra.tooling.cost.compare import CompareError, compare, to_markdown
+from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH
+from mlops_infra.tooling.plan import Plan
 
 from plan_support import ROOT, load_stack_doc
 
@@ -127,10 +127,12 @@ def test_against_git_ref_runs_the_base_revision(
     _check_gpu_delta(diff, _gpu_disk_gb(json.loads(out), new_max))
 
     # The base really is the committed revision's code: break its program and the base plan fails.
-    (repo / "infra" / "mlops_infra" / "platform.py").write_text("raise SystemExit('base code ran')\n")
+    (repo / "infra" / "mlops_infra" / "platform" / "stack.py").write_text(
+        "raise SystemExit('base code ran')\n"
+    )
     _git(repo, "commit", "-q", "-am", "broken program")
-    (repo / "infra" / "mlops_infra" / "platform.py").write_text(
-        (ROOT / "infra/mlops_infra/platform.py").read_text()
+    (repo / "infra" / "mlops_infra" / "platform" / "stack.py").write_text(
+        (ROOT / "infra/mlops_infra/platform/stack.py").read_text()
     )
     code, _, err = _run(capsys, "cost", "prod", "--compare", "HEAD", "--json")
     assert code == 2 and "plan of prod at HEAD failed" in err

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan
 
-from mlops_infra.cli import main
-from mlops_infra.cost import catalog
-from mlops_infra.cost.estimator import HOURS_PER_MONTH, Usage, estimate_plan
-from mlops_infra.offline import Plan
+from mlops_infra.components import catalog
+from mlops_infra.tooling.cli import main
+from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH, Usage, estimate_plan
+from mlops_infra.tooling.plan import Plan
 
 from plan_support import REFERENCE_STACKS, ROOT
 

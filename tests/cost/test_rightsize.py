@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.cli import main
-from mlops_infra.cost import catalog
-from mlops_infra.cost.estimator import HOURS_PER_MONTH
-from mlops_infra.cost.rightsize import (
+from mlops_infra.components import catalog
+from mlops_infra.tooling.cli import main
+from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH
+from mlops_infra.tooling.cost.rightsize import (
     allocatable,
     load_workload_usage,
     reserved_cpu,
@@ -22,7 +22,8 @@ from mlops_infra.cost.rightsize import (
     rightsize,
     workloads,
 )
-from mlops_infra.offline import Plan, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
 
 from plan_support import ROOT, load_stack_doc
 

@@ -10,12 +10,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlops_infra.gcp.cluster import gke_kubeconfig, logging_components
-from mlops_infra.gcp.labels import account_id, gcp_labels
-from mlops_infra.gcp.network import split_cidr
-from mlops_infra.gcp.node_pools import tpu_workload_placement
-from mlops_infra.gcp.storage import bucket_name
-from mlops_infra.gcp.workload_identity import Grant, PolicyError, parse_policy, workload_identity_member
+from mlops_infra.components.gcp.cluster import gke_kubeconfig, logging_components
+from mlops_infra.components.gcp.labels import account_id, gcp_labels
+from mlops_infra.components.gcp.network import split_cidr
+from mlops_infra.components.gcp.node_pools import tpu_workload_placement
+from mlops_infra.components.gcp.storage import bucket_name
+from mlops_infra.components.gcp.workload_identity import (
+    Grant,
+    PolicyError,
+    parse_policy,
+    workload_identity_member,
+)
 
 
 def test_policy_forms() -> None:

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
-from mlops_infra.accelerators import GKE_GPU_LABEL as GPU_ACCELERATOR_LABEL
-from mlops_infra.accelerators import GKE_TPU_LABEL as TPU_ACCELERATOR_LABEL
-from mlops_infra.accelerators import GKE_TPU_TOPOLOGY_LABEL as TPU_TOPOLOGY_LABEL
-from mlops_infra.config import ConfigError
-from mlops_infra.cost import catalog
-from mlops_infra.gcp.cluster import NODE_SA_ROLES
-from mlops_infra.gcp.labels import account_id
-from mlops_infra.gcp.node_pools import gke_added_labels, tpu_workload_placement
-from mlops_infra.offline import Plan, RecordedResource
+from mlops_infra.components import catalog
+from mlops_infra.components.accelerators import GKE_GPU_LABEL as GPU_ACCELERATOR_LABEL
+from mlops_infra.components.accelerators import GKE_TPU_LABEL as TPU_ACCELERATOR_LABEL
+from mlops_infra.components.accelerators import GKE_TPU_TOPOLOGY_LABEL as TPU_TOPOLOGY_LABEL
+from mlops_infra.components.gcp.cluster import NODE_SA_ROLES
+from mlops_infra.components.gcp.labels import account_id
+from mlops_infra.components.gcp.node_pools import gke_added_labels, tpu_workload_placement
+from mlops_infra.platform.config import ConfigError
+from mlops_infra.tooling.plan import Plan, RecordedResource
 
 STACK = "prod-gcp"
 PROJECT_ID = "acme-mlops-prod"
@@ -260,8 +260,8 @@ def test_in_cluster_platform_uses_the_gke_provider(plan: Plan) -> None:
 @pytest.fixture(scope="module")
 def bound_plan() -> Plan:
     """prod-gcp plus one more workload identity, requested the way in-cluster components do (through the handle)."""
-    from mlops_infra.offline import evaluate
-    from mlops_infra.platform import Platform, config_from_pulumi
+    from mlops_infra.platform.stack import Platform, config_from_pulumi
+    from mlops_infra.tooling.offline import evaluate
 
     from plan_support import STACKS
 

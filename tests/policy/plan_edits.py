@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from mlops_infra.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies.model import Violation
 from mlops_policies.runner import check_plan
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.cli import main
+from mlops_infra.tooling.cli import main
 
 from plan_support import REFERENCE_STACKS, ROOT, load_stack_doc
 
@@ -98,7 +98,7 @@ def test_console_script_reports_without_traceback(tmp_path: Path) -> None:
         tmp_path, "dev", lambda cfg: cfg["mlops-platform:nodeGroups"][2].update(minSize=1), "dev-warm"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.cli", "check", str(path)],
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "check", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 
 from plan_support import REFERENCE_STACKS
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra.offline import Plan, RecordedResource, evaluate
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies.model import Resource
 from mlops_policies.runner import ALL_RULES, check_plan
 from mlops_policies.security import k8s_no_privileged, k8s_run_as_non_root
@@ -104,6 +105,8 @@ def test_rule_names_are_unique_and_cover_the_contract() -> None:
         "node-group-max-bounded",
         "allowed-instance-types",
         "gpu-request-fits-node",
+        "no-duplicate-scrape",
+        "canary-weights-are-shares",
     }
 
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan, findings
 
-from mlops_infra import accelerators
-from mlops_infra.offline import Plan, RecordedResource
+from mlops_infra.components import accelerators
+from mlops_infra.tooling.plan import Plan, RecordedResource
 from mlops_policies.selectors import node_affinity_matches, selector_matches, tolerates
 
 from plan_support import REFERENCE_STACKS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlops_infra.offline import Plan, RecordedResource
+from mlops_infra.tooling.plan import Plan, RecordedResource
 
 
 def find_object(plan: Plan, kind: str, namespace: str, name: str) -> RecordedResource:

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from services.service_lookup import find_object
 
-from mlops_infra.config import ConfigError, parse_stack_config
-from mlops_infra.offline import SECRET, Plan
+from mlops_infra.platform.config import ConfigError, parse_stack_config
+from mlops_infra.tooling.plan import SECRET, Plan
 
 from plan_support import reference_plan
 
-MANAGED_TYPES = ("aws:rds/", "aws:elasticache/")
+MANAGED_TYPES = ("aws:rds/", "aws:elasticache/", "gcp:sql/")
 
 
 @pytest.mark.parametrize("stack", ["local", "dev", "test"])
@@ -193,8 +193,13 @@ def test_service_config_mistakes_are_reported_with_their_key(
     assert words in matching[0].message
 
 
-def test_in_cluster_database_is_protected_in_prod() -> None:
-    plan = reference_plan("prod-gcp")
+def test_in_cluster_database_is_protected_in_prod(mutated_plan: Callable[..., Plan]) -> None:
+    """A prod stack that opts out of the managed database (prod-gcp uses Cloud SQL) still protects its data."""
+
+    def in_cluster(cfg: dict[str, Any]) -> None:
+        cfg["mlops-platform:services"]["mlflow"]["database"] = "in-cluster"
+
+    plan = mutated_plan("prod-gcp", in_cluster)
     assert find_object(plan, "StatefulSet", "mlflow", "postgres").protect is True
     assert find_object(plan, "StatefulSet", "mlflow", "postgres").inputs["spec"]["volumeClaimTemplates"]
     assert find_object(plan, "StatefulSet", "redis", "redis").protect is False, "a cache is not protected"

@@ -6,7 +6,7 @@ import json
 
 from services.service_lookup import find_object, only
 
-from mlops_infra.offline import SECRET, Plan, RecordedResource
+from mlops_infra.tooling.plan import SECRET, Plan, RecordedResource
 
 from plan_support import reference_plan
 

@@ -13,21 +13,23 @@ import pytest
 import yaml
 from services.service_lookup import find_object, find_release
 
-from mlops_infra.config import ENVIRONMENT_DEFAULTS
-from mlops_infra.k8s.cluster import ClusterHandle
-from mlops_infra.k8s.monitoring import RETRAIN_WEBHOOK_URL
-from mlops_infra.k8s.rules import (
+from mlops_infra.components.k8s.cluster import ClusterHandle
+from mlops_infra.components.k8s.monitoring import RETRAIN_WEBHOOK_URL
+from mlops_infra.components.k8s.rules import (
+    EXPORTER_FILES,
     MonitoringFilesError,
     MonitoringRules,
     MonitoringRulesArgs,
     load_dashboards,
     load_rule_files,
 )
-from mlops_infra.offline import Plan, evaluate
+from mlops_infra.platform.config import ENVIRONMENT_DEFAULTS
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
 
-from plan_support import ROOT, STACKS, reference_plan
+from plan_support import MONITORING_FILES, STACKS, reference_plan
 
-RULES_DIR = ROOT / "monitoring" / "rules"
+RULES_DIR = MONITORING_FILES / "rules"
 
 
 def _values(plan: Plan) -> dict[str, Any]:
@@ -121,21 +123,29 @@ def test_pushgateway_keeps_pushed_labels_and_survives_restarts() -> None:
     assert plan.outputs["prometheusUrl"] == "http://kps-prometheus.monitoring.svc.cluster.local:9090"
 
 
-@pytest.mark.parametrize("stack", ["local", "prod"])
-def test_prometheus_rules_carry_every_alert_of_monitoring_rules(stack: str) -> None:
+# Rule/dashboard files of a device exporter are deployed only where the stack runs that exporter.
+EXPECTED_EXPORTER_FILES = {
+    "local": set(),  # no accelerators
+    "prod-gcp": set(),  # GKE reports accelerator metrics to Cloud Monitoring, not Prometheus
+    "dev": {"gpu", "neuron"},  # GPU and Neuron groups on AWS
+}
+
+
+@pytest.mark.parametrize("stack", sorted(EXPECTED_EXPORTER_FILES))
+def test_prometheus_rules_carry_the_alerts_of_the_files_that_apply(stack: str) -> None:
     plan = reference_plan(stack)
+    stems = {p.stem for p in RULES_DIR.glob("*.yaml")}
+    applies = (stems - set(EXPORTER_FILES)) | EXPECTED_EXPORTER_FILES[stack]
     expected = {
         rule["alert"]
-        for path in RULES_DIR.glob("*.yaml")
-        for group in yaml.safe_load(path.read_text())["groups"]
+        for stem in applies
+        for group in yaml.safe_load((RULES_DIR / f"{stem}.yaml").read_text())["groups"]
         for rule in group["rules"]
         if "alert" in rule
     }
     assert expected, "monitoring/rules has alerts"
     rules = [r for r in plan.k8s_objects() if r.inputs.get("kind") == "PrometheusRule"]
-    assert {r.inputs["metadata"]["name"] for r in rules} == {
-        f"mlops-{p.stem}" for p in RULES_DIR.glob("*.yaml")
-    }
+    assert {r.inputs["metadata"]["name"] for r in rules} == {f"mlops-{stem}" for stem in applies}
     declared = {
         rule["alert"]
         for r in rules
@@ -149,12 +159,16 @@ def test_prometheus_rules_carry_every_alert_of_monitoring_rules(stack: str) -> N
     assert all(kps.urn in r.depends_on for r in rules), "rules wait for the chart that installs the CRD"
 
 
-def test_dashboard_configmaps_match_the_dashboard_files() -> None:
-    plan = reference_plan("local")
-    files = sorted((ROOT / "monitoring" / "dashboards").glob("*.json"))
+@pytest.mark.parametrize("stack", sorted(EXPECTED_EXPORTER_FILES))
+def test_dashboard_configmaps_match_the_dashboard_files_that_apply(stack: str) -> None:
+    plan = reference_plan(stack)
+    files = {f.name for f in (MONITORING_FILES / "dashboards").glob("*.json")}
+    applies = {f for f in files if f.removesuffix(".json") not in EXPORTER_FILES} | {
+        f"{stem}.json" for stem in EXPECTED_EXPORTER_FILES[stack]
+    }
     maps = [r.inputs for r in plan.k8s_objects() if r.inputs.get("kind") == "ConfigMap"
             and r.inputs["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]  # fmt: skip
-    assert sorted(k for m in maps for k in m["data"]) == [f.name for f in files]
+    assert sorted(k for m in maps for k in m["data"]) == sorted(applies)
 
 
 def _cluster() -> ClusterHandle:

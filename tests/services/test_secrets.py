@@ -16,8 +16,9 @@ import pulumi_random as random
 import pytest
 from pulumi.runtime import mocks, rpc
 
-from mlops_infra.offline import OfflineMocks, Plan, evaluate, plan_json
-from mlops_infra.render import render
+from mlops_infra.tooling.offline import OfflineMocks, evaluate
+from mlops_infra.tooling.plan import Plan, plan_json
+from mlops_infra.tooling.render import render
 
 from plan_support import STACKS, reference_plan
 
@@ -50,7 +51,7 @@ def leaks(plan: Plan, tmp_path: Path) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("stack", ["local", "dev", "prod"])
+@pytest.mark.parametrize("stack", ["local", "dev", "prod", "prod-gcp"])
 def test_generated_passwords_never_appear_in_plain_text(stack: str, tmp_path: Path) -> None:
     plan = reference_plan(stack)
     names = set(generated_passwords(plan))

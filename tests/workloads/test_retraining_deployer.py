@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.k8s.monitoring import RETRAIN_WEBHOOK_URL
-from mlops_infra.k8s.retraining import MODEL_NAME_RE, Retraining, RetrainingArgs
-from mlops_infra.local.cluster import LocalCluster, LocalClusterArgs
-from mlops_infra.offline import SECRET, Plan, evaluate, plan_json
-from mlops_infra.render import manifest
+from mlops_infra.components.k8s.monitoring import RETRAIN_WEBHOOK_URL
+from mlops_infra.components.k8s.retraining import MODEL_NAME_RE, Retraining, RetrainingArgs
+from mlops_infra.components.local.cluster import LocalCluster, LocalClusterArgs
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import SECRET, Plan, plan_json
+from mlops_infra.tooling.render import manifest
 from retrain_job import k8s as retrain_k8s
 from retrain_job.webhook import create_app
 

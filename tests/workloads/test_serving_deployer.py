@@ -1,22 +1,27 @@
-"""The model server's deployer: canary steps, automated-rollback analysis, autoscaling, disruption budget,
-restricted pods and the GPU variant, checked on the offline plan and against the strict schemas."""
+"""The model server's deployer: canary steps whose weights are the real traffic shares, automated-rollback
+analysis, one scrape per pod, autoscaling, disruption budget, restricted pods and the GPU variant, checked on the
+offline plan and against the strict schemas."""
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from mlops_infra.k8s.serving import ModelServing, ModelServingArgs, RedisRef
-from mlops_infra.local.cluster import LocalCluster, LocalClusterArgs
-from mlops_infra.offline import Plan, evaluate
-from mlops_infra.render import manifest
+from mlops_infra.components.k8s import canary_traffic
+from mlops_infra.components.k8s.serving import ModelServing, ModelServingArgs, RedisRef
+from mlops_infra.components.local.cluster import LocalCluster, LocalClusterArgs
+from mlops_infra.tooling.offline import evaluate
+from mlops_infra.tooling.plan import Plan
+from mlops_infra.tooling.render import manifest
 
-from plan_support import ROOT, STACKS
+from plan_support import MONITORING_FILES, REFERENCE_STACKS, ROOT, STACKS, load_stack_doc, reference_plan
 from test_render import validate_object
 
 IMAGE = "registry.example/serving@sha256:" + "a" * 64
@@ -53,7 +58,8 @@ def _kind(plan: Plan, kind: str) -> dict[str, Any]:
 def test_canary_steps_and_background_analysis(cpu_plan: Plan) -> None:
     canary = _kind(cpu_plan, "Rollout")["spec"]["strategy"]["canary"]
     weights = [s["setWeight"] for s in canary["steps"] if "setWeight" in s]
-    assert weights == [5, 25, 50, 100]
+    assert weights == [25, 50, 100]  # 1 and 2 canary pods next to 3 stable ones, then all
+    assert (canary["maxSurge"], canary["maxUnavailable"]) == (1, 0)
     assert canary["analysis"]["templates"] == [{"templateName": "fraud-server-slo"}]
     assert (
         canary["stableService"] == "fraud-server-stable" and canary["canaryService"] == "fraud-server-canary"
@@ -64,7 +70,7 @@ def test_analysis_queries_recording_rules_that_exist(cpu_plan: Plan) -> None:
     metrics = {m["name"]: m for m in _kind(cpu_plan, "AnalysisTemplate")["spec"]["metrics"]}
     recorded = {
         rule["record"]
-        for group in yaml.safe_load((ROOT / "monitoring/rules/canary.yaml").read_text())["groups"]
+        for group in yaml.safe_load((MONITORING_FILES / "rules/canary.yaml").read_text())["groups"]
         for rule in group["rules"]
         if "record" in rule
     }
@@ -142,3 +148,99 @@ def test_gpu_variant_tolerates_selects_and_requests(cloud: str, node_label: dict
 def test_every_object_validates_strictly(cpu_plan: Plan, tmp_path: Path) -> None:
     for resource in cpu_plan.k8s_objects():
         validate_object(manifest(resource), "1.33")
+
+
+# ------------------------------------------------------------------------------------------ canary shares
+
+
+def _rollout_and_hpa(plan: Plan) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _kind(plan, "Rollout")["spec"], _kind(plan, "HorizontalPodAutoscaler")["spec"]
+
+
+def _declared_shares(plan: Plan, replicas: int | None = None) -> list[canary_traffic.StepShare]:
+    """What the controller makes of the plan's Rollout at `replicas` (default: the HPA's minimum)."""
+    rollout, hpa = _rollout_and_hpa(plan)
+    canary = rollout["strategy"]["canary"]
+    assert (
+        "trafficRouting" not in canary
+    )  # otherwise weights are router weights and this model does not apply
+    return canary_traffic.rollout_shares(
+        replicas or int(hpa["minReplicas"]),
+        [int(s["setWeight"]) for s in canary["steps"] if "setWeight" in s],
+        canary.get("maxSurge", canary_traffic.DEFAULT_FENCEPOST),
+        canary.get("maxUnavailable", canary_traffic.DEFAULT_FENCEPOST),
+    )
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_every_declared_weight_is_the_real_traffic_share(stack: str) -> None:
+    """The main Service spreads requests over the ready pods of both ReplicaSets, so the canary's share is its
+    share of pods; at the HPA minimum (the Rollout's replicas) each setWeight must be exactly that share, the
+    share must never run above it while the step scales, and capacity must never drop below the minimum."""
+    plan = reference_plan(stack)
+    minimum = _rollout_and_hpa(plan)[1]["minReplicas"]
+    for step in _declared_shares(plan):
+        assert abs(step.share - step.weight) <= canary_traffic.TOLERANCE, (stack, step)
+        assert step.highest <= step.weight + canary_traffic.TOLERANCE, (stack, step)
+        assert step.min_ready >= minimum, (stack, step)
+
+
+def _documented_shares() -> dict[str, list[str]]:
+    text = (ROOT / "docs/serving.md").read_text()
+    table = text.split("<!-- canary-shares -->")[1]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines() if line.startswith("| `")]
+    return {cells[0].strip().strip("`"): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_docs_state_the_shares_each_stack_really_gets(stack: str) -> None:
+    """docs/serving.md lists, per stack, the steps, the share at the HPA minimum and the range the HPA can move
+    each step's share through (min..max replicas): the docs say what the controller does."""
+    plan = reference_plan(stack)
+    hpa = _rollout_and_hpa(plan)[1]
+    low, high = int(hpa["minReplicas"]), int(hpa["maxReplicas"])
+    at_min = _declared_shares(plan)[:-1]
+    across = [_declared_shares(plan, n)[:-1] for n in range(low, high + 1)]
+    ranges = [
+        f"{min(s[i].share for s in across):.0f}-{max(s[i].share for s in across):.0f}"
+        for i in range(len(at_min))
+    ]
+    assert _documented_shares()[stack] == [
+        f"{low}-{high}",
+        " -> ".join(f"{s.weight}" for s in at_min) + " -> 100",
+        ", ".join(f"{s.canary} of {s.canary + s.stable}" for s in at_min),
+        ", ".join(ranges),
+    ]
+
+
+def _validate(tmp_path: Path, serving: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+    doc = load_stack_doc("prod")
+    doc["config"]["mlops-platform:workloads"]["serving"].update(serving)
+    path = tmp_path / "Pulumi.canary.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_a_weight_the_replicas_cannot_realise_is_a_config_error(tmp_path: Path) -> None:
+    result = _validate(tmp_path, {"canaryWeights": [5, 25, 50]})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert "mlops-platform:workloads.serving.canaryWeights[0]: got 5:" in line
+    assert "25.0 % of the traffic" in line and "realisable with 3 replica(s): 25, 33, 50, 67, 75" in line
+    assert _validate(tmp_path, {"canaryWeights": [50, 25]}).returncode == 2
+    assert _validate(tmp_path, {"canaryWeights": [33, 67]}).returncode == 0
+    # 20 replicas make the classic 5 % canary real
+    assert (
+        _validate(tmp_path, {"replicas": 20, "maxReplicas": 40, "canaryWeights": [5, 25, 50]}).returncode == 0
+    )
+
+
+def test_configured_weights_reach_the_rollout() -> None:
+    canary = _kind(_plan(replicas=3, canary_weights=(33, 67)), "Rollout")["spec"]["strategy"]["canary"]
+    assert [s["setWeight"] for s in canary["steps"] if "setWeight" in s] == [33, 67, 100]
+    with pytest.raises(ValueError, match=r"canary weights \[5\] with 3 replicas"):
+        _plan(replicas=3, canary_weights=(5,))

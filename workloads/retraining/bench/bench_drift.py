@@ -1,6 +1,6 @@
 """PSI drift benchmark: 1,000,000 rows x 20 numeric features, ours vs plain numpy vs Evidently.
 
-Run from the repo root:  /work/main/.venv/bin/python workloads/retraining/bench/bench_drift.py
+Run from the repo root:  make bench-drift  (or .venv/bin/python workloads/retraining/bench/bench_drift.py)
 Evidently 0.7.x does not import with pandas 3, so it runs in its own virtualenv
 (``.venv-evidently/`` at the repo root, created with pip on first use) in a subprocess.
 Memory: streaming (chunks read from disk) vs one shot, each measured in a fresh subprocess.

@@ -1,6 +1,7 @@
 """Command line: run | rollback | drift-monitor | webhook | volume-check | generate | fit-reference.
 
-Exit codes: 0 ok (including "candidate rejected" and "job already running"), 1 error,
+Exit codes: 0 ok (including "candidate rejected", "job already running", "insufficient data for a
+drift decision" and "rollback --from V already happened"), 1 error (also a refused rollback),
 2 invalid input data or arguments.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import data as ds
-from .drift import DEFAULT_BINS, DEFAULT_DRIFT_THRESHOLD, ReferenceBins
+from .drift import DEFAULT_BINS, DEFAULT_DRIFT_THRESHOLD, DEFAULT_MIN_SAMPLES, ReferenceBins
 from .gate import GateConfig
 from .k8s import JobLauncher, JobSettings, K8sConfig, K8sError, valid_model_name
 from .training import TrainParams
@@ -75,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     rb = sub.add_parser("rollback", help="re-point champion to the previous champion version")
     rb.add_argument("--model", default=_env("MODEL_NAME", "fraud"))
     rb.add_argument("--tracking-uri", default=_env("MLFLOW_TRACKING_URI"))
+    rb.add_argument(
+        "--from",
+        dest="source",
+        metavar="VERSION",
+        help="roll back only if VERSION is the champion; if its rollback already happened, exit 0 (safe retry)",
+    )
 
     dm = sub.add_parser("drift-monitor", help="serving inputs vs frozen bins; create a Job above threshold")
     _add_common(dm)
@@ -89,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="also trigger when one feature's PSI exceeds this",
+    )
+    dm.add_argument(
+        "--min-samples",
+        type=int,
+        default=int(_env("DRIFT_MIN_SAMPLES", str(DEFAULT_MIN_SAMPLES))),
+        help="non-missing values a feature needs (window and reference) to get a PSI; fewer: insufficient data",
     )
 
     vc = sub.add_parser("volume-check", help="enough new labelled rows since the last training -> Job")
@@ -174,10 +187,31 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from .registry import Registry
+    from .registry import CHAMPION, Registry, RegistryError
 
-    frm, to = Registry(args.tracking_uri).rollback(args.model)
-    print(f"rolled back {args.model}: champion v{frm} -> v{to}")
+    if args.source is not None and not args.source.isdigit():
+        raise ValueError(f"--from takes a version number, e.g. 3; got {args.source!r}")
+    reg = Registry(args.tracking_uri)
+    expect = args.source or reg.alias_version(args.model, CHAMPION)
+    try:
+        res = reg.rollback(args.model, expect=args.source)
+    except RegistryError:
+        raise
+    except Exception as exc:  # the registry failed midway: say how to retry without rolling back twice
+        print(f"error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        if expect is not None:
+            print(
+                f"the rollback of champion v{expect} may or may not have happened; retry with"
+                f" `rollback --model {args.model} --from {expect}`: it finishes or skips it, never rolls back twice",
+                file=sys.stderr,
+            )
+        return 1
+    if res.status == "already_done":
+        print(f"{args.model}: champion v{res.source} -> v{res.to} was already rolled back; nothing to do")
+    elif res.status == "finished":
+        print(f"finished the interrupted rollback of {args.model}: champion v{res.source} -> v{res.to}")
+    else:
+        print(f"rolled back {args.model}: champion v{res.source} -> v{res.to}")
     return 0
 
 
@@ -197,6 +231,8 @@ def _champion_reference(args: argparse.Namespace) -> ReferenceBins:
 def cmd_drift_monitor(args: argparse.Namespace) -> int:
     from .triggers import drift_monitor
 
+    if args.min_samples < 1:
+        raise ValueError(f"--min-samples must be >= 1, got {args.min_samples}")
     ref = ReferenceBins.load(args.reference) if args.reference else _champion_reference(args)
     code, _ = drift_monitor(
         args.model,
@@ -207,6 +243,7 @@ def cmd_drift_monitor(args: argparse.Namespace) -> int:
         _launcher(args),
         args.report,
         args.pushgateway_url,
+        min_samples=args.min_samples,
     )
     return code
 

@@ -1,17 +1,24 @@
 """Population Stability Index (PSI) drift detection with reference bins frozen at training time.
 
-Bins are fitted once on the training data (numeric: reference quantile edges with open ends,
-categorical: the reference's categories plus an ``__other__`` bucket), serialised to JSON and
-shipped with the model, so every later comparison uses exactly the same bins.  Counting is
-vectorised over the whole (rows x features) matrix in row chunks; the same chunked counting
-is the streaming accumulator, so memory stays bounded for arbitrarily large windows.
+Bins are fitted once on the training data, serialised to JSON and shipped with the model, so
+every later comparison uses exactly the same bins.  Counting is vectorised over the whole
+(rows x features) matrix in row chunks; the same chunked counting is the streaming
+accumulator, so memory stays bounded for arbitrarily large windows.
 
-Conventions (the tests check them against a plain-Python loop):
+Conventions (docs/retraining.md compares them with Evidently's; the tests check them against
+a plain-Python loop):
 
 * numeric bin ``k`` holds ``edges[k-1] < x <= edges[k]`` with ``edges[-1] = -inf`` and
-  ``edges[K] = +inf``; NaN values are not binned (missing values are the validator's business);
+  ``edges[K] = +inf``.  A feature with at most 20 distinct reference values gets one bin per
+  value plus a bin for every gap between and beyond them; any other gets reference quantile
+  edges, plus an edge just below the minimum when the lowest quantile is the minimum (a point
+  mass there), so values that move below the training range are seen;
+* edges come from finite values only; ``+-inf`` are counted like any value beyond the edges;
+* missing values (NaN, None, ``pd.NA``, NaT) are never binned, numeric or categorical;
 * proportions that are exactly 0 are replaced by ``epsilon`` (not renormalised);
-* ``PSI = sum((p_cur - p_ref) * ln(p_cur / p_ref))``.
+* ``PSI = sum((p_cur - p_ref) * ln(p_cur / p_ref))``;
+* a feature with fewer than ``min_samples`` non-missing values on either side has no PSI
+  (status ``insufficient_data``), and a window where no feature has enough is never a trigger.
 """
 
 from __future__ import annotations
@@ -32,20 +39,26 @@ DEFAULT_BINS = 10
 DEFAULT_EPSILON = 1e-4
 DEFAULT_CHUNK_ROWS = 65_536
 OTHER = "__other__"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-feature edge counts may differ (per-value bins); 1 is still read
+READABLE_FORMATS = (1, 2)
+MAX_DISCRETE_VALUES = 20  # at most this many distinct reference values -> one bin per value (as Evidently)
+OK = "ok"
+INSUFFICIENT = "insufficient_data"
 
 # Detection defaults (see docs/retraining.md, "Why these thresholds").
 DEFAULT_ALPHA = 0.01  # family-wise false-positive rate over all features (Bonferroni)
 DEFAULT_MIN_PSI = 0.005  # smallest effect we call drift, whatever the sample size
 DEFAULT_DRIFT_THRESHOLD = 0.25  # overall (mean) PSI that triggers retraining
+DEFAULT_MIN_SAMPLES = 100  # non-missing values per feature and side below which PSI is noise
 
 
 def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """np.quantile(method="linear") via one partial sort, plus the bin counts when they are free.
+def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """np.quantile(method="linear") via one partial sort, plus the bin counts when they are free,
+    and the minimum (one more order statistic of the same partition: no extra pass over the column).
 
     After partitioning around the two order statistics each edge interpolates between, every
     element left of ``lo`` is <= the edge and every element right of ``hi`` is >= ``col[hi]``.
@@ -58,20 +71,74 @@ def _linear_quantiles(col: np.ndarray, qs: np.ndarray) -> tuple[np.ndarray, np.n
     lo = np.floor(h).astype(np.int64)
     hi = np.ceil(h).astype(np.int64)
     work = col.copy()
-    work.partition(np.unique(np.concatenate([lo, hi])))
+    work.partition(np.unique(np.concatenate([[0], lo, hi])))
     a, b = work[lo], work[hi]
     edges = a + (b - a) * (h - lo)
     if not np.all(edges < b):
-        return edges, None
+        return edges, None, float(work[0])
     at_or_below = np.concatenate([lo + 1, [n]])  # count(x <= edge_k), then all values
-    return edges, np.diff(at_or_below, prepend=0).astype(np.int64)
+    return edges, np.diff(at_or_below, prepend=0).astype(np.int64), float(work[0])
+
+
+def _distinct_values(col: np.ndarray, limit: int) -> np.ndarray | None:
+    """The sorted distinct values when there are at most ``limit``, else None.
+
+    Continuous data answers from its first few thousand values (more than ``limit`` distinct
+    there: no full sort of the column); discrete data needs a few equality passes.
+    """
+    seen = np.unique(col[:4096])
+    rest = col
+    while seen.size <= limit:
+        rest = rest[~np.isin(rest, seen)]
+        if rest.size == 0:
+            return seen
+        seen = np.union1d(seen, rest[:4096])
+    return None
+
+
+def _value_edges(values: np.ndarray) -> np.ndarray:
+    """Edges giving each value its own bin: ``(prev(v), v]`` holds exactly ``v``, and the bins
+    between and beyond the values hold anything the reference never had."""
+    return np.column_stack([np.nextafter(values, -np.inf), values]).ravel()
+
+
+def _fit_numeric_column(col: np.ndarray, qs: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Edges of one reference column, plus its bin counts when they come for free."""
+    finite = np.isfinite(col)
+    clean = bool(finite.all())  # the common case: no copy, and the partition's counts are exact
+    values = col if clean else col[finite]
+    if values.size == 0:
+        raise ValueError(f"feature {name!r} has no finite reference values")
+    distinct = _distinct_values(values, MAX_DISCRETE_VALUES)
+    if distinct is not None:
+        return _value_edges(distinct), None
+    edges, counts, lowest = _linear_quantiles(values, qs)
+    if edges[0] <= lowest:  # a point mass at the minimum fills bin 0: give "below it" a bin
+        return np.concatenate([[np.nextafter(lowest, -np.inf)], edges]), None
+    return edges, counts if clean or not np.isinf(col).any() else None
+
+
+def _isna(arr: np.ndarray) -> np.ndarray:
+    """None, NaN, ``pd.NA`` and NaT of an object array.  pandas is imported here, on first use:
+    numeric float input never needs it, and importing it costs ~60 MiB of resident memory."""
+    import pandas as pd
+
+    return np.asarray(pd.isna(arr), dtype=bool)
+
+
+def _float_matrix(values: Any) -> np.ndarray:
+    """float64 view of numeric input; missing markers of object arrays (None, ``pd.NA``) become NaN."""
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        arr = np.where(_isna(arr), np.nan, arr)
+    return np.asarray(arr, dtype=np.float64)
 
 
 @dataclass
 class NumericBins:
-    """Frozen quantile edges of one numeric feature plus the reference counts."""
+    """Frozen edges of one numeric feature (quantiles or per-value) plus the reference counts."""
 
-    edges: np.ndarray  # interior edges, ascending, len = bins - 1
+    edges: np.ndarray  # interior edges, ascending, finite; len = bins - 1
     ref_counts: np.ndarray  # len = bins
 
     def to_json(self) -> dict[str, Any]:
@@ -117,34 +184,28 @@ class ReferenceBins:
         max_categories: int = 50,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ) -> ReferenceBins:
-        """Fit quantile edges (and count the reference into them) from a (rows x features) matrix."""
+        """Fit edges (and count the reference into them) from a (rows x features) matrix."""
         if bins < 2:
             raise ValueError("bins must be >= 2")
         ref = cls(epsilon=epsilon)
         if numeric is not None and len(numeric_names):
-            x = np.asarray(numeric, dtype=np.float64)
+            x = _float_matrix(numeric)
             if x.ndim != 2 or x.shape[1] != len(numeric_names):
                 raise ValueError(f"numeric matrix must be (rows, {len(numeric_names)}), got {x.shape}")
             qs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
 
             def fit_col(j: int) -> tuple[np.ndarray, np.ndarray | None]:
-                col = x[:, j]
-                if np.isnan(col).any():
-                    col = col[~np.isnan(col)]
-                if col.size == 0:
-                    raise ValueError(f"feature {numeric_names[j]!r} has no non-missing reference values")
-                return _linear_quantiles(col, qs)
+                return _fit_numeric_column(x[:, j], qs, numeric_names[j])
 
             with ThreadPoolExecutor(_threads()) as pool:
                 fitted = list(pool.map(fit_col, range(x.shape[1])))
-            edge_matrix = np.vstack([e for e, _ in fitted]).T  # (bins-1, features)
             todo = [j for j, (_, c) in enumerate(fitted) if c is None]
-            counted = _count_numeric(x[:, todo], edge_matrix[:, todo], chunk_rows) if todo else None
+            counted = _count_numeric(x[:, todo], [fitted[j][0] for j in todo], chunk_rows) if todo else []
             for j, name in enumerate(numeric_names):
-                c = fitted[j][1]
-                if c is None:
-                    c = counted[todo.index(j)]  # type: ignore[index]
-                ref.numeric[name] = NumericBins(edges=edge_matrix[:, j].copy(), ref_counts=c)
+                edges, c = fitted[j]
+                ref.numeric[name] = NumericBins(
+                    edges=edges, ref_counts=c if c is not None else counted[todo.index(j)]
+                )
         for name, values in (categorical or {}).items():
             vals = _clean_categorical(values)
             uniq, cnt = np.unique(vals, return_counts=True)
@@ -167,17 +228,20 @@ class ReferenceBins:
         }
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+        """Strict JSON: a NaN or infinity would make the file unreadable for other parsers."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceBins:
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_FORMATS:
             raise ValueError(f"unsupported reference-bins format_version {data.get('format_version')!r}")
         ref = cls(epsilon=float(data["epsilon"]))
         for name, spec in data["features"].items():
             if spec["type"] == "numeric":
                 edges = np.asarray(spec["edges"], dtype=np.float64)
                 counts = np.asarray(spec["ref_counts"], dtype=np.int64)
+                if not np.all(np.isfinite(edges)):
+                    raise ValueError(f"feature {name!r}: edges must be finite numbers")
                 if counts.shape[0] != edges.shape[0] + 1 or np.any(np.diff(edges) < 0):
                     raise ValueError(f"feature {name!r}: edges must be ascending and counts = edges + 1")
                 ref.numeric[name] = NumericBins(edges=edges, ref_counts=counts)
@@ -189,21 +253,32 @@ class ReferenceBins:
                 ref.categorical[name] = CategoricalBins(categories=cats, ref_counts=counts)
             else:
                 raise ValueError(f"feature {name!r}: unknown bin type {spec['type']!r}")
+            if np.any(counts < 0):
+                raise ValueError(f"feature {name!r}: reference counts must be >= 0")
         return ref
 
     @classmethod
     def load(cls, path: str | Path) -> ReferenceBins:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        try:
+            data = json.loads(Path(path).read_text(), parse_constant=_reject_constant)
+            return cls.from_dict(data)
+        except (OSError, KeyError, TypeError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ValueError(f"{path}: not a valid reference-bins file: {detail}") from exc
 
     def accumulator(self, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> DriftAccumulator:
         return DriftAccumulator(self, chunk_rows=chunk_rows)
 
 
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _clean_categorical(values: Sequence[Any] | np.ndarray) -> np.ndarray:
-    """Strings, with missing values (None/NaN) dropped."""
+    """Strings, with missing values (None, NaN, ``pd.NA``, NaT) dropped, not turned into categories."""
     arr = np.asarray(values, dtype=object)
-    keep = np.array([v is not None and not (isinstance(v, float) and math.isnan(v)) for v in arr], bool)
-    return arr[keep].astype(str)
+    kept: np.ndarray = arr[~_isna(arr)].astype(str)
+    return kept
 
 
 def _count_categorical(vals: np.ndarray, cats: list[str]) -> np.ndarray:
@@ -213,27 +288,31 @@ def _count_categorical(vals: np.ndarray, cats: list[str]) -> np.ndarray:
     return np.bincount(codes[inv], minlength=len(cats) + 1).astype(np.int64)
 
 
-def _count_numeric(x: np.ndarray, edge_matrix: np.ndarray, chunk_rows: int) -> np.ndarray:
-    """Counts per (feature, bin) of a (rows x features) matrix, in row chunks on a few threads.
+def _count_numeric(x: np.ndarray, edges: Sequence[np.ndarray], chunk_rows: int) -> list[np.ndarray]:
+    """Bin counts per feature of a (rows x features) matrix, in row chunks on a few threads.
 
     ``count(x > e_k)`` for every interior edge gives cumulative counts; differencing yields the
     bin counts.  Each chunk is transposed once so every comparison and count runs over a
     contiguous row (numpy's fast path: ~5x quicker than reducing a (rows, features) boolean
-    matrix along axis 0).  NaN compares False everywhere, so only non-missing values are counted.
+    matrix along axis 0).  NaN compares False everywhere, so only non-missing values are
+    counted; -inf lands in the first bin, +inf in the last.  Features may have different
+    numbers of edges.
     """
     n, f = x.shape
-    k = edge_matrix.shape[0]
-    edges = [[float(v) for v in edge_matrix[:, j]] for j in range(f)]
+    edge_lists = [[float(v) for v in e] for e in edges]
+    sizes = [len(e) + 2 for e in edge_lists]  # "above -inf", one per edge, "above +inf" (= 0)
 
-    def chunk(start: int) -> np.ndarray:
+    def chunk(start: int) -> list[np.ndarray]:
         xt = np.ascontiguousarray(x[start : start + chunk_rows].T)  # (features, rows)
-        above = np.zeros((k + 2, f), dtype=np.int64)
+        out = []
         for j in range(f):
             row = xt[j]
-            above[0, j] = row.shape[0] - np.count_nonzero(np.isnan(row))  # "above -inf"
-            for i, e in enumerate(edges[j]):
-                above[i + 1, j] = np.count_nonzero(row > e)
-        return above
+            above = np.zeros(sizes[j], dtype=np.int64)
+            above[0] = row.shape[0] - np.count_nonzero(np.isnan(row))
+            for i, e in enumerate(edge_lists[j]):
+                above[i + 1] = np.count_nonzero(row > e)
+            out.append(above)
+        return out
 
     starts = range(0, n, chunk_rows)
     if n > chunk_rows:
@@ -241,49 +320,71 @@ def _count_numeric(x: np.ndarray, edge_matrix: np.ndarray, chunk_rows: int) -> n
             parts = list(pool.map(chunk, starts))
     else:
         parts = [chunk(s) for s in starts]
-    above = np.sum(parts, axis=0) if parts else np.zeros((k + 2, f), dtype=np.int64)
-    return (above[:-1] - above[1:]).T.copy()  # (features, bins)
+    totals = [np.zeros(size, dtype=np.int64) for size in sizes]
+    for part in parts:
+        for j in range(f):
+            totals[j] += part[j]
+    return [t[:-1] - t[1:] for t in totals]
 
 
 @dataclass
 class FeatureDrift:
+    """One feature's statistics; NaN (None in JSON) where undefined or the sample is too small."""
+
     psi: float
     psi_pvalue: float
     ks_stat: float
     ks_pvalue: float
     js_distance: float
-    n_current: int
+    n_current: int  # non-missing values in the window
     drifted: bool
+    n_reference: int = 0
+    status: str = OK  # OK | INSUFFICIENT
 
 
 @dataclass
 class DriftResult:
     features: dict[str, FeatureDrift]
-    overall_psi: float
+    overall_psi: float  # mean PSI over the features with enough data; NaN when none has
     threshold: float
     n_current: int
+    min_samples: int = DEFAULT_MIN_SAMPLES
 
     @property
     def drifted_features(self) -> list[str]:
         return [k for k, v in self.features.items() if v.drifted]
 
     @property
+    def insufficient_features(self) -> list[str]:
+        return [k for k, v in self.features.items() if v.status == INSUFFICIENT]
+
+    @property
+    def status(self) -> str:
+        """``insufficient_data`` when no feature has ``min_samples`` values: no decision at all."""
+        return OK if any(v.status == OK for v in self.features.values()) else INSUFFICIENT
+
+    @property
     def above_threshold(self) -> bool:
-        return self.overall_psi > self.threshold
+        return self.status == OK and self.overall_psi > self.threshold
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "overall_psi": self.overall_psi,
-            "threshold": self.threshold,
-            "above_threshold": self.above_threshold,
-            "n_current": self.n_current,
-            "drifted_features": self.drifted_features,
-            "features": {k: _nan_to_none(vars(v)) for k, v in self.features.items()},
-        }
+        return _nan_to_none(
+            {
+                "status": self.status,
+                "overall_psi": self.overall_psi,
+                "threshold": self.threshold,
+                "above_threshold": self.above_threshold,
+                "n_current": self.n_current,
+                "min_samples": self.min_samples,
+                "drifted_features": self.drifted_features,
+                "insufficient_features": self.insufficient_features,
+                "features": {k: _nan_to_none(vars(v)) for k, v in self.features.items()},
+            }
+        )
 
 
 def _nan_to_none(d: dict[str, Any]) -> dict[str, Any]:
-    """Strict JSON has no NaN (KS is undefined for categorical features)."""
+    """Strict JSON has no NaN (KS is undefined for categorical features, PSI without data)."""
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in d.items()}
 
 
@@ -333,11 +434,7 @@ class DriftAccumulator:
         self.reference = reference
         self.chunk_rows = chunk_rows
         self._num_names = list(reference.numeric)
-        self._edges = (
-            np.vstack([reference.numeric[n].edges for n in self._num_names]).T
-            if self._num_names
-            else np.zeros((0, 0))
-        )
+        self._edges = [reference.numeric[n].edges for n in self._num_names]
         self._num_counts = {n: np.zeros_like(b.ref_counts) for n, b in reference.numeric.items()}
         self._cat_counts = {n: np.zeros_like(b.ref_counts) for n, b in reference.categorical.items()}
         self.rows = 0
@@ -356,11 +453,9 @@ class DriftAccumulator:
         if self._num_names:
             if numeric is None:
                 raise ValueError("numeric chunk required: " + ", ".join(self._num_names))
-            x = np.asarray(numeric, dtype=np.float64)
+            x = _float_matrix(numeric)
             if x.ndim != 2 or x.shape[1] != len(self._num_names):
                 raise ValueError(f"numeric chunk must be (rows, {len(self._num_names)}), got {x.shape}")
-            if self._edges.shape[0] == 0:  # bins=1 cannot happen (fit requires >= 2) but stay safe
-                raise ValueError("reference has no numeric edges")
             counts = _count_numeric(x, self._edges, self.chunk_rows)
             for j, name in enumerate(self._num_names):
                 self._num_counts[name] += counts[j]
@@ -381,18 +476,34 @@ class DriftAccumulator:
         threshold: float = DEFAULT_DRIFT_THRESHOLD,
         alpha: float = DEFAULT_ALPHA,
         min_psi: float = DEFAULT_MIN_PSI,
+        min_samples: int = DEFAULT_MIN_SAMPLES,
     ) -> DriftResult:
+        """Per-feature statistics; features under ``min_samples`` values on either side get none."""
+        if min_samples < 1:
+            raise ValueError(f"min_samples must be >= 1, got {min_samples}")
         ref = self.reference
         per: dict[str, FeatureDrift] = {}
         n_features = max(len(ref.features), 1)
         for name, cur in self.counts().items():
             ordered = name in ref.numeric
             rc = ref.numeric[name].ref_counts if ordered else ref.categorical[name].ref_counts
+            n_ref, n_cur = int(rc.sum()), int(cur.sum())
+            if min(n_ref, n_cur) < min_samples:
+                nan = float("nan")
+                per[name] = FeatureDrift(nan, nan, nan, nan, nan, n_cur, False, n_ref, INSUFFICIENT)
+                continue
             psi, psi_p, ks, ks_p, js = _feature_stats(rc, cur, ref.epsilon, ordered)
             drifted = bool(psi_p < alpha / n_features and psi >= min_psi) if not math.isnan(psi_p) else False
-            per[name] = FeatureDrift(psi, psi_p, ks, ks_p, js, int(cur.sum()), drifted)
-        overall = float(np.mean([v.psi for v in per.values()])) if per else 0.0
-        return DriftResult(features=per, overall_psi=overall, threshold=threshold, n_current=self.rows)
+            per[name] = FeatureDrift(psi, psi_p, ks, ks_p, js, n_cur, drifted, n_ref)
+        scored = [v.psi for v in per.values() if v.status == OK]
+        overall = float(np.mean(scored)) if scored else float("nan")
+        return DriftResult(
+            features=per,
+            overall_psi=overall,
+            threshold=threshold,
+            n_current=self.rows,
+            min_samples=min_samples,
+        )
 
 
 def compute_drift(

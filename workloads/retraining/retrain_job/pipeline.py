@@ -104,10 +104,8 @@ def run(cfg: RunConfig) -> int:
             else:
                 metrics.record_drift(drift)
                 report["drift"] = drift.to_dict()
-                print(
-                    f"drift vs champion v{champion_version}: overall PSI {drift.overall_psi:.4f}",
-                    file=sys.stderr,
-                )
+                psi = f"overall PSI {drift.overall_psi:.4f}" if drift.status == "ok" else "insufficient data"
+                print(f"drift vs champion v{champion_version}: {psi}", file=sys.stderr)
 
         # 3. training
         if cfg.holdout is not None:

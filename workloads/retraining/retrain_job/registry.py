@@ -4,6 +4,13 @@ Stages are deprecated; the alias ``champion`` is what serving loads (``models:/<
 Champion history lives in registered-model tags (``previous_champion`` and the JSON list
 ``champion_history``) so ``rollback`` can walk back more than one step.
 
+Promotion and rollback are several registry writes with no transaction around them, so they
+are ordered to survive a crash between any two (see ``_Operation``): the intent is recorded
+first, the ``champion`` alias (the only thing serving reads) moves next and is read back, and
+the history is written only after the alias has moved.  Whoever runs next finishes or discards
+an interrupted operation before doing anything else, so the history never claims a promotion
+that did not happen and a retry converges instead of acting twice.
+
 Serialisation: skops, with the trusted-type list computed from the model at logging time and
 checked against an allow-list of module prefixes.  When *we* load a champion we recompute the
 untrusted types from the file and check them against the same allow-list, instead of trusting
@@ -14,7 +21,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"
 PREVIOUS_TAG = "previous_champion"
+OPERATION_TAG = "champion_operation"
 REFERENCE_FILE = "reference_bins.json"
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.")
 
@@ -66,6 +74,61 @@ class Registered:
     model_uri: str
 
 
+@dataclass(frozen=True)
+class _Operation:
+    """A promotion or rollback, recorded in the ``champion_operation`` tag before any other write.
+
+    Write order: (1) this record, state ``pending``; (2) the ``champion`` alias, read back;
+    (3) ``champion_history`` and ``previous_champion``; (4) informational version tags and the
+    ``challenger`` alias; (5) this record, state ``done``.  A crash leaves a pending record; the
+    next promote or rollback finishes the operation when the alias already points at ``to``
+    (steps 3-5 are idempotent) and discards it when the alias is still at ``source`` (then
+    nothing else was written).  The done record lets a retried ``rollback --from V`` see that
+    its rollback already happened.
+    """
+
+    op: str  # "promote" | "rollback"
+    source: str | None  # champion before (None: first promotion)
+    to: str
+    history: tuple[str, ...]  # champion_history once the operation is complete
+    state: str = "pending"  # "pending" | "done"
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "op": self.op,
+                "from": self.source,
+                "to": self.to,
+                "history": list(self.history),
+                "state": self.state,
+            }
+        )
+
+    @classmethod
+    def parse(cls, name: str, raw: str) -> _Operation:
+        try:
+            d = json.loads(raw)
+            op = cls(d["op"], d["from"], str(d["to"]), tuple(str(v) for v in d["history"]), d["state"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RegistryError(
+                f"model {name!r}: tag {OPERATION_TAG!r} is unreadable ({raw!r}); inspect the champion alias"
+                f" and {HISTORY_TAG!r}, then delete the tag"
+            ) from exc
+        if op.op not in {"promote", "rollback"} or op.state not in {"pending", "done"}:
+            raise RegistryError(f"model {name!r}: tag {OPERATION_TAG!r} is unreadable ({raw!r})")
+        return op
+
+    def describe(self) -> str:
+        return f"{self.op} v{self.source} -> v{self.to}"
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    source: str
+    to: str
+    status: str  # "rolled_back" | "finished" (an interrupted rollback completed) | "already_done"
+
+
 class Registry:
     def __init__(self, tracking_uri: str) -> None:
         if not tracking_uri:
@@ -91,8 +154,8 @@ class Registry:
                 return {}
             raise
 
-    def history(self, name: str) -> list[str]:
-        raw = self.model_tags(name).get(HISTORY_TAG, "[]")
+    def history(self, name: str, tags: dict[str, str] | None = None) -> list[str]:
+        raw = (self.model_tags(name) if tags is None else tags).get(HISTORY_TAG, "[]")
         try:
             hist = json.loads(raw)
         except json.JSONDecodeError:
@@ -174,34 +237,116 @@ class Registry:
         self.client.set_registered_model_alias(name, CHALLENGER, version)
 
     def promote(self, name: str, version: str) -> str | None:
-        """Point ``champion`` at ``version``; remember the one it replaces.  Returns that one."""
-        previous = self.alias_version(name, CHAMPION)
-        if previous == version:
-            return previous
-        if previous is not None:
-            hist = [*self.history(name), previous]
-            self.client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(hist))
-            self.client.set_registered_model_tag(name, PREVIOUS_TAG, previous)
-            self.client.set_model_version_tag(name, previous, "replaced_by", version)
-        self.client.set_registered_model_alias(name, CHAMPION, version)
-        if self.alias_version(name, CHALLENGER) == version:
-            self.client.delete_registered_model_alias(name, CHALLENGER)
-        return previous
+        """Point ``champion`` at ``version``; returns the champion it replaced.
 
-    def rollback(self, name: str) -> tuple[str, str]:
-        """Re-point ``champion`` to the previous champion; returns (from_version, to_version)."""
-        current = self.alias_version(name, CHAMPION)
-        hist = self.history(name)
-        if current is None:
+        Idempotent: promoting the current champion again changes nothing (after finishing an
+        interrupted operation, if one is recorded).
+        """
+        champion, hist, _, _ = self._recover(name)
+        if hist and hist[-1] == champion:
+            hist = hist[:-1]  # an older release's crashed promotion left the champion on top
+        if champion == version:
+            return hist[-1] if hist else None
+        after = (*hist, champion) if champion is not None else tuple(hist)
+        self._apply(name, _Operation("promote", champion, version, after))
+        return champion
+
+    def rollback(self, name: str, expect: str | None = None) -> RollbackResult:
+        """Re-point ``champion`` to the previous champion.
+
+        A rollback that was interrupted after its alias moved is finished, not repeated.
+        ``expect``: act only when the champion is this version; if the rollback from it already
+        happened (the latest recorded operation), report that and change nothing.  That makes a
+        retry act at most once even when the failed attempt had completed.  Refuses
+        (RegistryError) when no earlier champion is recorded, instead of doing nothing and
+        reporting success.
+        """
+        champion, hist, last, finished_now = self._recover(name)
+        if champion is None:
             raise RegistryError(f"model {name!r} has no champion to roll back")
+        done_from = (
+            last.source if last is not None and last.op == "rollback" and last.to == champion else None
+        )
+        if done_from is not None and finished_now and expect in (None, done_from):
+            return RollbackResult(done_from, champion, "finished")
+        if expect is not None and champion != expect:
+            if done_from == expect:
+                return RollbackResult(expect, champion, "already_done")
+            raise RegistryError(
+                f"model {name!r}: champion is v{champion}, not v{expect}; nothing rolled back"
+            )
+        note = ""
+        if hist and hist[-1] == champion:  # an older release's crashed promotion left the champion on top
+            hist = hist[:-1]
+            note = (
+                f" (the last {HISTORY_TAG!r} entry was v{champion} itself: a promotion that never happened)"
+            )
         if not hist:
             raise RegistryError(
-                f"model {name!r}: no previous champion recorded (tag {HISTORY_TAG!r} is empty)"
+                f"model {name!r}: nothing to roll back to: champion is v{champion} and no earlier champion"
+                f" is recorded{note}; champion left unchanged"
             )
-        target = hist.pop()
-        self.client.set_registered_model_alias(name, CHAMPION, target)
-        self.client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(hist))
-        self.client.set_registered_model_tag(name, PREVIOUS_TAG, hist[-1] if hist else "")
-        self.client.set_model_version_tag(name, current, "rolled_back", "true")
-        self.client.set_model_version_tag(name, target, "restored_from", current)
-        return current, target
+        target = hist[-1]
+        if target == champion:
+            raise RegistryError(f"model {name!r}: rollback v{champion} -> v{target} would change nothing")
+        try:
+            self.client.get_model_version(name, target)
+        except MlflowException as exc:
+            raise RegistryError(
+                f"model {name!r}: cannot roll back to v{target}: {exc.message}; champion left at v{champion}"
+            ) from exc
+        self._apply(name, _Operation("rollback", champion, target, tuple(hist[:-1])))
+        return RollbackResult(champion, target, "rolled_back")
+
+    # -- crash-safe operations -------------------------------------------------------------------------
+    def _apply(self, name: str, op: _Operation) -> None:
+        self.client.set_registered_model_tag(name, OPERATION_TAG, op.to_json())
+        self.client.set_registered_model_alias(name, CHAMPION, op.to)
+        seen = self.alias_version(name, CHAMPION)
+        if seen != op.to:
+            raise RegistryError(
+                f"model {name!r}: champion reads v{seen} right after it was set to v{op.to}; the registry did"
+                f" not keep the write. Nothing else was changed; the next promote or rollback resolves"
+                f" the pending {op.describe()}"
+            )
+        self._finish(name, op)
+
+    def _finish(self, name: str, op: _Operation) -> None:
+        """Everything after the alias move; each write is idempotent, the done record goes last."""
+        self.client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(list(op.history)))
+        self.client.set_registered_model_tag(name, PREVIOUS_TAG, op.history[-1] if op.history else "")
+        if op.op == "promote":
+            if op.source is not None:
+                self.client.set_model_version_tag(name, op.source, "replaced_by", op.to)
+            if self.alias_version(name, CHALLENGER) == op.to:
+                self.client.delete_registered_model_alias(name, CHALLENGER)
+        elif op.source is not None:
+            self.client.set_model_version_tag(name, op.source, "rolled_back", "true")
+            self.client.set_model_version_tag(name, op.to, "restored_from", op.source)
+        self.client.set_registered_model_tag(name, OPERATION_TAG, replace(op, state="done").to_json())
+
+    def _recover(self, name: str) -> tuple[str | None, list[str], _Operation | None, bool]:
+        """(champion, history, the latest completed operation, whether this call completed it),
+        after resolving an interrupted operation.
+
+        An operation whose alias move happened is finished; one whose alias move did not is
+        discarded (nothing but its record was written).  Any other champion means someone moved
+        the alias by hand while an operation was pending: refuse rather than guess.
+        """
+        tags = self.model_tags(name)
+        champion = self.alias_version(name, CHAMPION)
+        raw = tags.get(OPERATION_TAG)
+        op = _Operation.parse(name, raw) if raw is not None else None
+        if op is None or op.state == "done":
+            return champion, self.history(name, tags), op, False
+        if champion == op.to:
+            self._finish(name, op)
+            return champion, list(op.history), op, True
+        if champion == op.source:
+            self.client.delete_registered_model_tag(name, OPERATION_TAG)
+            return champion, self.history(name, tags), None, False
+        raise RegistryError(
+            f"model {name!r}: an interrupted {op.describe()} is recorded in tag {OPERATION_TAG!r}, but"
+            f" champion is v{champion}: the alias was moved outside retrain_job. Check"
+            f" {HISTORY_TAG!r}, then delete tag {OPERATION_TAG!r}"
+        )

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from . import data as ds
-from .drift import DriftResult, ReferenceBins
+from .drift import DEFAULT_MIN_SAMPLES, OK, DriftResult, ReferenceBins
 from .k8s import JobLauncher, LaunchResult
 from .metrics import RunMetrics, write_report
 
@@ -56,13 +56,12 @@ def iter_frames(path: str | Path, columns: list[str], chunk_rows: int = 200_000)
 
 
 def drift_of_source(reference: ReferenceBins, source: str | Path, **kwargs: Any) -> DriftResult:
+    """Streamed drift of a file or directory; an empty window is "insufficient data", not an error."""
     acc = reference.accumulator()
     num_cols, cat_cols = list(reference.numeric), list(reference.categorical)
     for frame in iter_frames(source, num_cols + cat_cols):
         num = frame[num_cols].to_numpy(dtype=float) if num_cols else None
         acc.update(num, {c: frame[c].to_numpy() for c in cat_cols})
-    if acc.rows == 0:
-        raise ValueError(f"no rows in {source}")
     return acc.result(**kwargs)
 
 
@@ -75,20 +74,27 @@ def drift_monitor(
     launcher: JobLauncher | None,
     report_path: str,
     pushgateway_url: str | None = None,
+    min_samples: int = DEFAULT_MIN_SAMPLES,
 ) -> tuple[int, dict[str, Any]]:
-    """Compare the window with the frozen bins; above the threshold, create a training Job."""
-    result = drift_of_source(reference, source, threshold=threshold)
+    """Compare the window with the frozen bins; above the threshold, create a training Job.
+
+    Features with fewer than ``min_samples`` values have no PSI and take no part in the
+    decision; when no feature has enough, the result is "insufficient data" and never a trigger.
+    """
+    result = drift_of_source(reference, source, threshold=threshold, min_samples=min_samples)
     metrics = RunMetrics(model)
     metrics.record_drift(result)
-    worst = max(result.features.items(), key=lambda kv: kv[1].psi)
+    scored = {k: v for k, v in result.features.items() if v.status == OK}
     reasons = []
     if result.above_threshold:
         reasons.append(f"overall PSI {result.overall_psi:.4f} > {threshold}")
-    if feature_threshold is not None and worst[1].psi > feature_threshold:
+    worst = max(scored.items(), key=lambda kv: kv[1].psi) if scored else None
+    if feature_threshold is not None and worst is not None and worst[1].psi > feature_threshold:
         reasons.append(f"feature {worst[0]} PSI {worst[1].psi:.4f} > {feature_threshold}")
     report: dict[str, Any] = {
         "model": model,
         "source": str(source),
+        "status": result.status,
         "drift": result.to_dict(),
         "triggered": bool(reasons),
     }
@@ -96,11 +102,23 @@ def drift_monitor(
     if reasons:
         report["reason"] = "; ".join(reasons)
         code = _launch(launcher, model, "drift", report["reason"], report)
-    print(
-        f"drift {model}: overall PSI {result.overall_psi:.4f} (threshold {threshold}), worst {worst[0]}="
-        f"{worst[1].psi:.4f}, statistically drifted: {result.drifted_features or 'none'}",
-        file=sys.stderr,
-    )
+    if worst is None:
+        print(
+            f"drift {model}: insufficient data ({result.n_current} rows; every feature has fewer than "
+            f"{min_samples} values in the window or the reference): no PSI, no trigger",
+            file=sys.stderr,
+        )
+    else:
+        short = (
+            f", too few values (< {min_samples}): {result.insufficient_features}"
+            if result.insufficient_features
+            else ""
+        )
+        print(
+            f"drift {model}: overall PSI {result.overall_psi:.4f} (threshold {threshold}), worst {worst[0]}="
+            f"{worst[1].psi:.4f}, statistically drifted: {result.drifted_features or 'none'}{short}",
+            file=sys.stderr,
+        )
     err = metrics.push(pushgateway_url)
     if err:
         report["pushgateway_error"] = err

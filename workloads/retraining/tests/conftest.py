@@ -1,11 +1,15 @@
-"""Fixtures: a real MLflow tracking server (session), and small recording HTTP fakes on 127.0.0.1."""
+"""Fixtures: a real MLflow tracking server (session), a crash proxy in front of it, and small
+recording HTTP fakes on 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +22,7 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import pytest
 
-MLFLOW_BIN = Path("/work/main/.venv/bin/mlflow")
+MLFLOW_BIN = Path(sys.executable).with_name("mlflow")  # the mlflow of the virtualenv running the tests
 
 
 def free_port() -> int:
@@ -27,59 +31,77 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``mlflow server`` on sqlite + local artifacts; killed at teardown."""
-    if not MLFLOW_BIN.exists():
-        pytest.skip(f"{MLFLOW_BIN} not found")
-    tmp = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers: faster start
-    log = (tmp / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(MLFLOW_BIN),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{tmp}/mlflow.db",
-            "--artifacts-destination",
-            str(tmp / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=tmp,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    try:
+class MlflowServer:
+    """``mlflow server`` on sqlite + local artifacts under ``tmp``; restartable on the same port and data."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers: faster start
+        with (self.tmp / "server.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    str(MLFLOW_BIN),
+                    "server",
+                    "--backend-store-uri",
+                    f"sqlite:///{self.tmp}/mlflow.db",
+                    "--artifacts-destination",
+                    str(self.tmp / "artifacts"),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.tmp,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 240
         while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(tmp / 'server.log').read_text()[-2000:]}")
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {(self.tmp / 'server.log').read_text()[-2000:]}")
             try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("mlflow server did not become ready in 240 s")
             time.sleep(0.5)
-        yield url
-    finally:
-        # the server forks a uvicorn worker: end the whole process group we created
+
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        """End the whole process group we created (the server forks a uvicorn worker)."""
+        if self.proc is None:
+            return
         try:
-            os.killpg(proc.pid, 15)
-            proc.wait(timeout=20)
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=20)
         except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, 9)
-        log.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=20)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real MLflow tracking server for the session; killed at teardown."""
+    if not MLFLOW_BIN.exists():
+        pytest.skip(f"{MLFLOW_BIN} not found")
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
+    try:
+        server.start()
+        yield server.url
+    finally:
+        server.kill()
 
 
 @dataclass
@@ -192,3 +214,174 @@ def fake_pushgateway() -> Iterator[FakeServer]:
     srv, _ = _serve(fake)
     yield fake
     srv.shutdown()
+
+
+class CrashProxy:
+    """An HTTP front of the real MLflow server that dies at a chosen registry write, like a killed server.
+
+    ``arm(n, mode)`` picks the n-th write (POST/PATCH/DELETE to the registry API) from now on:
+    ``before`` dies without forwarding it (the server went down before the write), ``after``
+    forwards it and dies before answering (the write happened, the client never heard back),
+    ``lie`` answers 200 without forwarding (a write the server acknowledged but did not keep).
+    Dying closes the listening socket (new connections are refused) and drops every open
+    connection; ``restart()`` listens again on the same port.  The registry state is the real
+    server's, so what a crash leaves behind is exactly what the next client sees.
+    """
+
+    WRITE_METHODS = {"POST", "PATCH", "DELETE"}
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = httpx.Client(base_url=upstream, timeout=30)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.writes: list[str] = []  # every registry write that reached the proxy, as "METHOD /path"
+        self.crashed_on: str | None = None
+        self._target: int | None = None
+        self._when: Callable[[str, bytes], bool] | None = None
+        self._mode = "before"
+        self._on_crash: Callable[[], None] | None = None
+        self._generation = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._stopping: threading.Thread | None = None
+        self.restart()
+
+    def arm(
+        self,
+        n: int | None = None,
+        mode: str = "before",
+        when: Callable[[str, bytes], bool] | None = None,
+        on_crash: Callable[[], None] | None = None,
+    ) -> None:
+        """Die at the n-th write from now (or the first one ``when(path, body)`` picks);
+        ``on_crash`` runs first, e.g. to SIGKILL the real server."""
+        assert mode in {"before", "after", "lie"}
+        self._target = len(self.writes) + n if n is not None else None
+        self._when, self._mode, self._on_crash, self.crashed_on = when, mode, on_crash, None
+
+    @property
+    def down(self) -> bool:
+        return self._server is None
+
+    def restart(self) -> None:
+        if self._stopping is not None:
+            self._stopping.join()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = (
+                "HTTP/1.1"  # keep-alive, as the real server: a crash must drop pooled connections
+            )
+
+            def setup(self) -> None:
+                super().setup()
+                self.generation = proxy._generation
+
+            def _handle(self) -> None:
+                if proxy.down or self.generation != proxy._generation:
+                    self.close_connection = True  # a dead server: no answer
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                action = proxy._decide(self.command, self.path, body)
+                if action == "lie":
+                    return self._reply(200, b"{}", "application/json")
+                if action == "before":
+                    return proxy._die(self)
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() in {"content-type", "authorization"}
+                }
+                resp = proxy.upstream.request(self.command, self.path, content=body, headers=headers)
+                if action == "after":
+                    return proxy._die(self)
+                self._reply(
+                    resp.status_code, resp.content, resp.headers.get("content-type", "application/json")
+                )
+
+            def _reply(self, status: int, data: bytes, ctype: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PATCH = do_DELETE = _handle
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _decide(self, method: str, path: str, body: bytes) -> str:
+        if method not in self.WRITE_METHODS or (
+            "/mlflow/registered-models/" not in path and "/mlflow/model-versions/" not in path
+        ):
+            return "forward"
+        self.writes.append(f"{method} {path.split('?')[0]}")
+        hit = (
+            len(self.writes) == self._target
+            if self._target is not None
+            else bool(self._when and self._when(path, body))
+        )
+        if not hit:
+            return "forward"
+        self._target, self._when = None, None
+        self.crashed_on = self.writes[-1] + " " + body.decode()
+        return self._mode
+
+    def _die(self, handler: BaseHTTPRequestHandler) -> None:
+        if self._on_crash is not None:
+            self._on_crash()
+        handler.close_connection = True
+        server, self._server = self._server, None
+        self._generation += 1
+        if server is not None:
+            self._stopping = threading.Thread(target=lambda: (server.shutdown(), server.server_close()))
+            self._stopping.start()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        elif self._stopping is not None:
+            self._stopping.join()
+        self.upstream.close()
+
+
+@pytest.fixture
+def make_crash_proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], CrashProxy]]:
+    """CrashProxy factory (closed at teardown); the MLflow client does not retry, so it fails fast."""
+    import mlflow
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    previous_uri = mlflow.get_tracking_uri()
+    proxies: list[CrashProxy] = []
+
+    def make(upstream: str) -> CrashProxy:
+        proxies.append(CrashProxy(upstream))
+        return proxies[-1]
+
+    yield make
+    for proxy in proxies:
+        proxy.close()
+    mlflow.set_tracking_uri(previous_uri)
+
+
+@pytest.fixture
+def crash_proxy(mlflow_server: str, make_crash_proxy: Callable[[str], CrashProxy]) -> CrashProxy:
+    """A CrashProxy in front of the session's MLflow server."""
+    return make_crash_proxy(mlflow_server)
+
+
+@pytest.fixture
+def own_mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    """A started MLflow server of this test alone, which it may kill and restart."""
+    if not MLFLOW_BIN.exists():
+        pytest.skip(f"{MLFLOW_BIN} not found")
+    server = MlflowServer(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from retrain_job import data as ds
 from retrain_job.cli import main
@@ -109,3 +110,53 @@ def test_volume_check(tmp_path: Path, fake_k8s) -> None:
     rep = json.loads(report.read_text())
     assert rep["triggered"] and rep["job"]["status"] == "created"
     assert fake_k8s.of("POST")[0].json()["metadata"]["labels"]["mlops.dev/trigger"] == "volume"
+
+
+def test_tiny_or_empty_window_is_insufficient_data_not_a_trigger(
+    tmp_path: Path, capsys, fake_k8s, fake_pushgateway
+) -> None:
+    """Before: one row gave PSI ~8 and created a training Job; an empty file exited 2."""
+    ref = _reference(tmp_path)
+    one = tmp_path / "one.csv"
+    ds.write_table(ds.generate(1, seed=6), one)
+    empty = tmp_path / "empty.csv"
+    ds.generate(5, seed=6).iloc[:0].to_csv(empty, index=False)
+    report = tmp_path / "drift.json"
+    for window in (one, empty):
+        args = ["drift-monitor", "--reference", str(ref), "--current", str(window), "--report", str(report)]
+        assert main([*args, "--feature-threshold", "0.1", "--pushgateway-url", fake_pushgateway.url]) == 0
+        rep = json.loads(report.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in report"))
+        assert rep["triggered"] is False and rep["status"] == "insufficient_data" and "job" not in rep
+        assert rep["drift"]["overall_psi"] is None and rep["drift"]["above_threshold"] is False
+        assert "insufficient data" in capsys.readouterr().err
+    assert fake_k8s.requests == []
+    body = fake_pushgateway.of("POST")[-1].body.decode()
+    assert 'model_drift_psi{model="fraud"} NaN' in body  # "no value", never above a threshold
+    # the same window passes with a smaller minimum (explicitly asked for)
+    assert (
+        main([*args[:-2], "--current", str(one), "--min-samples", "1", "--dry-run", "--report", str(report)])
+        == 0
+    )
+    assert json.loads(report.read_text())["status"] == "ok"
+    assert main([*args, "--min-samples", "0"]) == 2
+    assert "--min-samples must be >= 1" in capsys.readouterr().err
+
+
+def test_fit_reference_with_infinities_writes_strict_json(tmp_path: Path, capsys, fake_k8s) -> None:
+    """Before: NaN edges and negative counts in the file, exit 0."""
+    frame = ds.generate(2000, seed=7)
+    frame.loc[:299, "f1"] = float("inf")
+    frame.loc[300:599, "f1"] = float("-inf")
+    data = tmp_path / "train.csv"
+    ds.write_table(frame, data)
+    out = tmp_path / "ref.json"
+    assert main(["fit-reference", "--data", str(data), "--out", str(out)]) == 0
+    spec = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in reference file"))
+    f1 = spec["features"]["f1"]
+    assert min(f1["ref_counts"]) >= 0 and sum(f1["ref_counts"]) == 2000
+    # a reference file that is not strict JSON is refused with a clear message, exit 2
+    out.write_text(out.read_text().replace(str(f1["edges"][0]), "NaN", 1))
+    cur = tmp_path / "cur.csv"
+    ds.write_table(ds.generate(500, seed=8), cur)
+    assert main(["drift-monitor", "--reference", str(out), "--current", str(cur), "--dry-run"]) == 2
+    assert "not a valid reference-bins file: NaN is not a JSON number" in capsys.readouterr().err

@@ -1,0 +1,511 @@
+"""Monthly cost of a stack, min / expected / max, computed from the resources it declares.
+
+The estimator reads resources (type token + camelCase inputs), not the stack config, so the very same code
+prices an offline plan (`mlops-infra cost`) and the resources the Pulumi engine hands the policy pack
+(`budget-within-limit`). Conventions follow Infracost: 730 hours a month, list prices of the catalog's
+reference region, usage-based charges (NAT GB processed, S3/GCS GB stored, log GB ingested) only from a
+usage file, never guessed.
+
+Quantities:
+- node groups: min / desired / max nodes. `desired` is the creation size; with a `scaleDownSchedule` on the
+  group's config, expected = min + (desired - min) x active share of the week.
+- several instance types in one group: on-demand uses the first (EKS managed groups allocate on-demand with
+  the `prioritized` strategy), spot the cheapest spot price (`price-capacity-optimized` favours it).
+- TPU multi-host node pools count whole slices: node counts are rounded up to a multiple of hosts per slice.
+- RDS multi-AZ bills two instances and twice the storage (catalog `rds-multi-az-factor`).
+- Cloud SQL custom tiers (`db-custom-<vCPUs>-<MB>`, Enterprise edition) bill vCPUs, memory and SSD storage;
+  REGIONAL (HA) availability doubles each (catalog `cloudsql-ha-factor`). Backups are usage-based and not
+  estimated; other tiers and editions carry no catalog price.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import yaml
+
+from mlops_infra.components import catalog
+from mlops_infra.components.k8s.objects import dig
+
+if TYPE_CHECKING:
+    from mlops_infra.platform.config import BudgetConfig, StackConfig
+    from mlops_infra.tooling.plan import Plan
+
+HOURS_PER_MONTH = 730.0
+CURRENCY = "USD"
+EKS_DEFAULT_DISK_GB = 20  # EKS managed node groups without diskSize or launch template
+GKE_DEFAULT_DISK_GB = 100
+
+
+class PricedResource(Protocol):
+    """What the estimator needs of a resource; `mlops_policies.model.Resource` fits."""
+
+    @property
+    def urn(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def props(self) -> Mapping[str, Any]: ...
+    @property
+    def dependencies(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class _Res:
+    urn: str
+    type: str
+    name: str
+    props: Mapping[str, Any]
+    dependencies: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Range:
+    min: float
+    expected: float
+    max: float
+
+    def scale(self, factor: float) -> Range:
+        return Range(self.min * factor, self.expected * factor, self.max * factor)
+
+    def to_json(self, digits: int = 2) -> dict[str, float]:
+        return {
+            "min": round(self.min, digits),
+            "expected": round(self.expected, digits),
+            "max": round(self.max, digits),
+        }
+
+
+@dataclass(frozen=True)
+class CostItem:
+    """One priced line: `monthly = quantity x hourly x 730` (hourly is the price of one unit for one hour)."""
+
+    urn: str
+    type: str
+    sku: str
+    quantity: Range
+    hourly: float
+    source: str
+    unit: str = "hour"
+    note: str = ""
+
+    @property
+    def monthly(self) -> Range:
+        return Range(
+            *(
+                round(q * self.hourly * HOURS_PER_MONTH, 2)
+                for q in (self.quantity.min, self.quantity.expected, self.quantity.max)
+            )
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "urn": self.urn,
+            "type": self.type,
+            "sku": self.sku,
+            "quantity": self.quantity.to_json(4),
+            "hourly": round(self.hourly, 10),
+            "unitPrice": round(self.hourly * (1.0 if self.unit == "hour" else HOURS_PER_MONTH), 6),
+            "monthly": self.monthly.to_json(),
+            "unit": self.unit,
+            "source": self.source,
+        }
+        if self.note:
+            doc["note"] = self.note
+        return doc
+
+
+@dataclass(frozen=True)
+class Estimate:
+    items: list[CostItem]
+    budget: dict[str, Any] | None = None
+    unpriced: list[str] = field(default_factory=list)
+
+    @property
+    def monthly(self) -> Range:
+        totals = [item.monthly for item in self.items]
+        return Range(
+            *(round(sum((getattr(t, k) for t in totals), 0.0), 2) for k in ("min", "expected", "max"))
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "currency": CURRENCY,
+            "budget": self.budget,
+            "monthly": self.monthly.to_json(),
+            "items": [i.to_json() for i in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Active share of the week for a group that scales down outside working hours."""
+
+    hours_per_day_active: float
+    days_per_week: float
+
+    @property
+    def active_fraction(self) -> float:
+        return min(1.0, self.hours_per_day_active * self.days_per_week / 168.0)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Usage-based quantities per month (Infracost-style usage file)."""
+
+    nat_gateway_gb: float = 0.0
+    logs_gb: float = 0.0
+    bucket_gb: Mapping[str, float] = field(default_factory=dict)  # resource name or "*" -> GB stored
+
+
+class UsageError(ValueError):
+    """A usage file that cannot be read; the message names the file and key."""
+
+
+def load_usage(path: Path) -> Usage:
+    """Read `{natGatewayGb: 500, logsGb: 20, bucketGb: {"*": 100, mlflow-artifacts: 800}}` (YAML or JSON)."""
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML/JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise UsageError(f"{path}: expected a mapping with natGatewayGb, logsGb, bucketGb, workloads")
+    allowed = {"natGatewayGb", "logsGb", "bucketGb", "workloads"}
+    unknown = set(doc) - allowed
+    if unknown:
+        raise UsageError(
+            f"{path}: unknown keys {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
+
+    def number(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise UsageError(f"{path}: {key}: got {value!r}: must be a number >= 0 (GB per month)")
+        return float(value)
+
+    buckets = doc.get("bucketGb", {}) or {}
+    if not isinstance(buckets, dict):
+        raise UsageError(f'{path}: bucketGb: must map bucket resource names (or "*") to GB stored')
+    return Usage(
+        nat_gateway_gb=number("natGatewayGb", doc.get("natGatewayGb", 0)),
+        logs_gb=number("logsGb", doc.get("logsGb", 0)),
+        bucket_gb={str(k): number(f"bucketGb.{k}", v) for k, v in buckets.items()},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _int(value: Any, default: int = 0) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _service(sku: str) -> catalog.ServicePrice | None:
+    try:
+        return catalog.service_price(sku)
+    except KeyError:
+        return None
+
+
+def _hourly(price: catalog.ServicePrice) -> float:
+    """Price of one unit for one hour: per-month units are spread over 730 hours."""
+    return price.price if price.unit == "hour" else price.price / HOURS_PER_MONTH
+
+
+def _service_item(r: PricedResource, sku: str, quantity: Range, note: str = "") -> CostItem | None:
+    price = _service(sku)
+    if price is None:
+        return None
+    return CostItem(
+        r.urn,
+        r.type,
+        sku,
+        quantity,
+        _hourly(price),
+        f"{price.source} (as of {price.as_of})",
+        price.unit,
+        note,
+    )
+
+
+def _pick_instance(names: Sequence[str], spot: bool) -> catalog.InstanceType | None:
+    known = [i for i in (catalog.find_instance(n) for n in names) if i is not None]
+    if not known:
+        return None
+    return min(known, key=lambda i: i.spot_hourly) if spot else known[0]
+
+
+def _instance_item(
+    r: PricedResource, itype: catalog.InstanceType, spot: bool, nodes: Range, note: str
+) -> CostItem:
+    hourly = itype.spot_hourly if spot else itype.on_demand_hourly
+    source = itype.spot_source if spot else itype.source
+    return CostItem(
+        r.urn,
+        r.type,
+        f"{itype.cloud}:{itype.name}:{'spot' if spot else 'on-demand'}",
+        nodes,
+        hourly,
+        f"{source} (as of {itype.as_of})",
+        "hour",
+        note,
+    )
+
+
+def _schedule_for(schedules: Mapping[str, Schedule], *names: str) -> Schedule | None:
+    """A group's schedule by its config name; GKE slice pools are named `<group>-s<i>`."""
+    for name in names:
+        if name in schedules:
+            return schedules[name]
+    for name in names:
+        base, _, suffix = name.rpartition("-s")
+        if base in schedules and suffix.isdigit():
+            return schedules[base]
+    return None
+
+
+def _node_range(min_n: int, desired: int, max_n: int, schedule: Schedule | None) -> tuple[Range, str]:
+    expected = float(desired)
+    note = ""
+    if schedule is not None and desired > min_n:
+        expected = min_n + (desired - min_n) * schedule.active_fraction
+        note = (
+            f"expected assumes scale-down to {min_n} outside {schedule.hours_per_day_active:g} h/day x "
+            f"{schedule.days_per_week:g} days/week"
+        )
+    return Range(float(min_n), expected, float(max_n)), note
+
+
+def _launch_template_disk(r: PricedResource, by_urn: Mapping[str, PricedResource]) -> int | None:
+    for dep in r.dependencies:
+        lt = by_urn.get(dep)
+        if lt is not None and lt.type == "aws:ec2/launchTemplate:LaunchTemplate":
+            for mapping in lt.props.get("blockDeviceMappings") or []:
+                size = dig(mapping, "ebs", "volumeSize")
+                if isinstance(size, int | float):
+                    return int(size)
+    return None
+
+
+def _eks_node_group(
+    r: PricedResource, by_urn: Mapping[str, PricedResource], schedules: Mapping[str, Schedule]
+) -> list[CostItem]:
+    p = r.props
+    spot = str(p.get("capacityType", "ON_DEMAND")).upper() == "SPOT"
+    itype = _pick_instance(list(p.get("instanceTypes") or []), spot)
+    if itype is None:
+        return []
+    scaling = p.get("scalingConfig") or {}
+    min_n, max_n = _int(scaling.get("minSize")), _int(scaling.get("maxSize"))
+    desired = _int(scaling.get("desiredSize"), min_n)
+    group = str(p.get("nodeGroupName") or r.name)
+    nodes, note = _node_range(min_n, desired, max_n, _schedule_for(schedules, group, r.name))
+    items = [_instance_item(r, itype, spot, nodes, note)]
+    disk = _int(p.get("diskSize"), 0) or _launch_template_disk(r, by_urn) or EKS_DEFAULT_DISK_GB
+    ebs = _service_item(r, "ebs-gp3-gb-month", nodes.scale(disk), f"{disk} GB root volume per node")
+    if ebs is not None:
+        items.append(ebs)
+    return items
+
+
+def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule]) -> list[CostItem]:
+    p = r.props
+    node_config = p.get("nodeConfig") or {}
+    spot = bool(node_config.get("spot") or node_config.get("preemptible"))
+    itype = catalog.find_instance(str(node_config.get("machineType", "")))
+    if itype is None:
+        return []
+    zones = max(1, len(p.get("nodeLocations") or []))
+    auto = p.get("autoscaling") or {}
+    fixed = _int(p.get("nodeCount"), _int(p.get("initialNodeCount"), 0))
+    if "totalMinNodeCount" in auto or "totalMaxNodeCount" in auto:
+        min_n, max_n = _int(auto.get("totalMinNodeCount")), _int(auto.get("totalMaxNodeCount"))
+    elif auto:
+        min_n, max_n = _int(auto.get("minNodeCount")) * zones, _int(auto.get("maxNodeCount")) * zones
+    else:
+        min_n = max_n = fixed * zones
+    desired = max(
+        min_n,
+        min(
+            max_n, _int(p.get("initialNodeCount"), min_n) * (zones if auto and "minNodeCount" in auto else 1)
+        ),
+    )
+    note_parts = []
+    topology = dig(p, "placementPolicy", "tpuTopology")
+    if itype.accelerator_kind == "tpu" and isinstance(topology, str):
+        try:
+            hosts = catalog.tpu_hosts(itype.name, topology)
+        except (ValueError, KeyError):
+            hosts = 1
+        if hosts > 1:
+            min_n, desired, max_n = (hosts * math.ceil(n / hosts) for n in (min_n, desired, max_n))
+            note_parts.append(f"{topology} slice = {hosts} hosts; counted in whole slices")
+    nodes, note = _node_range(min_n, desired, max_n, _schedule_for(schedules, str(p.get("name") or r.name)))
+    if note:
+        note_parts.append(note)
+    items = [_instance_item(r, itype, spot, nodes, "; ".join(note_parts))]
+    disk = _int(node_config.get("diskSizeGb"), GKE_DEFAULT_DISK_GB)
+    pd = _service_item(r, "gce-pd-balanced-gb-month", nodes.scale(disk), f"{disk} GB boot disk per node")
+    if pd is not None:
+        items.append(pd)
+    return items
+
+
+def _cloud_sql_instance(r: PricedResource) -> list[CostItem] | None:
+    settings = r.props.get("settings") or {}
+    if settings.get("edition", "ENTERPRISE") != "ENTERPRISE":
+        return None
+    try:
+        tier = catalog.cloud_sql_tier(str(settings.get("tier", "")))
+    except ValueError:
+        return None
+    factor_row = _service("cloudsql-ha-factor")
+    factor = factor_row.price if (factor_row and settings.get("availabilityType") == "REGIONAL") else 1.0
+    note = "REGIONAL (HA): primary and standby billed" if factor > 1 else ""
+    disk = _int(settings.get("diskSize"), 10)
+    items = [
+        _service_item(r, "cloudsql-enterprise-vcpu", _one(tier.vcpu * factor), note),
+        _service_item(r, "cloudsql-enterprise-memory-gb", _one(tier.memory_gb * factor), note),
+        _service_item(r, "cloudsql-ssd-gb-month", _one(disk * factor), note),
+    ]
+    return [i for i in items if i is not None]
+
+
+def _one(n: float = 1.0) -> Range:
+    return Range(n, n, n)
+
+
+def _resource_items(
+    r: PricedResource,
+    by_urn: Mapping[str, PricedResource],
+    schedules: Mapping[str, Schedule],
+    usage: Usage,
+    nat_count: int,
+) -> list[CostItem] | None:
+    """Priced lines for one resource; None when the type carries no price of its own."""
+    p = r.props
+    items: list[CostItem | None]
+    match r.type:
+        case "aws:eks/cluster:Cluster":
+            extended = dig(p, "upgradePolicy", "supportType") == "EXTENDED"
+            items = [
+                _service_item(
+                    r, "eks-control-plane-extended-support" if extended else "eks-control-plane", _one()
+                )
+            ]
+        case "gcp:container/cluster:Cluster":
+            items = [_service_item(r, "gke-cluster-management", _one())]
+        case "aws:eks/nodeGroup:NodeGroup":
+            return _eks_node_group(r, by_urn, schedules)
+        case "gcp:container/nodePool:NodePool":
+            return _gke_node_pool(r, schedules)
+        case "aws:ec2/natGateway:NatGateway":
+            items = [_service_item(r, "nat-gateway-hour", _one())]
+            if usage.nat_gateway_gb and nat_count:
+                share = usage.nat_gateway_gb / nat_count
+                items.append(_service_item(r, "nat-gateway-gb", _one(share), "from the usage file"))
+        case "aws:elasticache/replicationGroup:ReplicationGroup":
+            shards = _int(p.get("numNodeGroups"), 1)
+            nodes = _int(p.get("numCacheClusters"), 0) or shards * (
+                1 + _int(p.get("replicasPerNodeGroup"), 0)
+            )
+            items = [_service_item(r, f"elasticache:{p.get('nodeType')}", _one(nodes))]
+        case "aws:elasticache/cluster:Cluster":
+            if p.get("replicationGroupId"):
+                return None
+            items = [
+                _service_item(r, f"elasticache:{p.get('nodeType')}", _one(_int(p.get("numCacheNodes"), 1)))
+            ]
+        case "aws:rds/instance:Instance":
+            factor_row = _service("rds-multi-az-factor")
+            factor = factor_row.price if (factor_row and p.get("multiAz") is True) else 1.0
+            note = "multi-AZ: standby billed as a second instance" if factor > 1 else ""
+            items = [
+                _service_item(r, f"rds:{p.get('instanceClass')}", _one(factor), note),
+                _service_item(
+                    r, "rds-storage-gp3-gb-month", _one(_int(p.get("allocatedStorage"), 20) * factor), note
+                ),
+            ]
+        case "gcp:sql/databaseInstance:DatabaseInstance":
+            return _cloud_sql_instance(r)
+        case "aws:kms/key:Key":
+            items = [_service_item(r, "kms-key-month", _one())]
+        case "aws:s3/bucket:Bucket" | "aws:s3/bucketV2:BucketV2" | "gcp:storage/bucket:Bucket":
+            gb = usage.bucket_gb.get(r.name, usage.bucket_gb.get("*", 0.0))
+            if not gb:
+                return None
+            sku = "gcs-standard-gb-month" if r.type.startswith("gcp:") else "s3-standard-gb-month"
+            items = [_service_item(r, sku, _one(gb), "from the usage file")]
+        case "aws:ec2/flowLog:FlowLog" | "aws:cloudwatch/logGroup:LogGroup":
+            return None
+        case _:
+            return None
+    return [i for i in items if i is not None]
+
+
+def estimate(
+    resources: Iterable[PricedResource],
+    *,
+    schedules: Mapping[str, Schedule] | None = None,
+    usage: Usage | None = None,
+    budget: Mapping[str, Any] | None = None,
+) -> Estimate:
+    """Price every resource the catalog knows; `schedules` maps node-group names to scale-down schedules."""
+    res = list(resources)
+    by_urn = {r.urn: r for r in res}
+    usage = usage or Usage()
+    nat_count = sum(1 for r in res if r.type == "aws:ec2/natGateway:NatGateway")
+    items: list[CostItem] = []
+    for r in res:
+        found = _resource_items(r, by_urn, schedules or {}, usage, nat_count)
+        if found:
+            items.extend(found)
+    if usage.logs_gb:
+        anchor = next(
+            (r for r in res if r.type in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster")), None
+        )
+        if anchor is not None and anchor.type.startswith("aws:"):
+            item = _service_item(
+                anchor, "cloudwatch-logs-ingest-gb", _one(usage.logs_gb), "from the usage file"
+            )
+            if item is not None:
+                items.append(item)
+    return Estimate(items=items, budget=dict(budget) if budget else None)
+
+
+def budget_json(budget: BudgetConfig | None) -> dict[str, Any] | None:
+    if budget is None:
+        return None
+    return {"monthlyUsd": budget.monthly_usd, "basis": budget.basis}
+
+
+def schedules_from_config(config: StackConfig) -> dict[str, Schedule]:
+    out: dict[str, Schedule] = {}
+    for group in config.node_groups:
+        sched = getattr(group, "scale_down_schedule", None)
+        if sched is not None:
+            out[group.name] = Schedule(sched.hours_per_day_active, sched.days_per_week)
+    return out
+
+
+def plan_resources(plan: Plan) -> list[PricedResource]:
+    """The plan's custom resources in the estimator's shape."""
+    return [_Res(r.urn, r.type, r.name, r.inputs, r.depends_on) for r in plan.resources if r.custom]
+
+
+def estimate_plan(plan: Plan, usage: Usage | None = None) -> Estimate:
+    """The `cost --json` estimate of an offline plan, with the stack's schedules and budget."""
+    config = plan.config
+    return estimate(
+        plan_resources(plan),
+        schedules=schedules_from_config(config) if config is not None else {},
+        usage=usage,
+        budget=budget_json(config.budget) if config is not None else None,
+    )

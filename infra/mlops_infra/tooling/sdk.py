@@ -1,0 +1,73 @@
+"""The Pulumi SDK internals the offline engine needs, in one adapter: everything from `pulumi.runtime` that is
+not public API (mocks, RPC (de)serialisation, the settings singleton, the program runner). When an SDK
+release moves them, this module is the one to change; CI runs the suite on the lowest SDK pyproject allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as _mocks
+from pulumi.runtime import rpc as _rpc
+from pulumi.runtime.settings import SETTINGS as _SETTINGS
+from pulumi.runtime.settings import set_root_resource as _set_root_resource
+from pulumi.runtime.stack import run_pulumi_func as _run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+Mocks = _mocks.Mocks
+MockMonitor = _mocks.MockMonitor
+MockResourceArgs = _mocks.MockResourceArgs
+MockCallArgs = _mocks.MockCallArgs
+UNKNOWN = _rpc.UNKNOWN
+
+
+def is_secret(value: Any) -> bool:
+    return bool(_rpc.is_rpc_secret(value))
+
+
+def unwrap_secret(value: Any) -> Any:
+    return _rpc.unwrap_rpc_secret(value)
+
+
+def secret(value: Any) -> Any:
+    """A value a mock returns as a secret output (e.g. a generated password)."""
+    return _rpc.wrap_rpc_secret(value)
+
+
+def deserialize(struct: Any) -> Any:
+    """A registration's protobuf properties as Python values, unknowns and secrets kept as markers."""
+    return _rpc.deserialize_properties(struct, keep_unknowns=True)
+
+
+def run_program(
+    program: Callable[[], Mapping[str, Any] | None],
+    mocks: Any,
+    monitor: Any,
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: list[str],
+    on_output: Callable[[str, Any, bool], None],
+) -> None:
+    """Run a Pulumi program to completion against `monitor` (preview off, so apply callbacks run), then hand
+    each exported output to `on_output(name, value, is_secret)`."""
+    _set_root_resource(None)  # type: ignore[arg-type]
+    _mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config), secret_keys=secret_keys)
+
+    def run() -> Any:
+        outputs = program() or {}
+        wrapped = {k: pulumi.Output.from_input(v) for k, v in outputs.items()}
+
+        async def collect() -> None:
+            for key, out in wrapped.items():
+                on_output(key, await out.future(with_unknowns=True), await out.is_secret())
+
+        return _sync_await(collect())
+
+    _SETTINGS.rpc_manager.clear()
+    _SETTINGS.outputs.clear()
+    _sync_await(_run_pulumi_func(run))
