@@ -1,9 +1,11 @@
-"""Serving benchmark: our server (cache off/on) vs `mlflow models serve` vs a bare ONNX floor.
+"""Serving benchmark: our server (cache off/on/Redis frozen) vs `mlflow models serve` vs a bare ONNX floor.
 
 Run from the repo root:  .venv/bin/python workloads/serving/bench/run.py [--duration 15] [--workers 2]
 Starts redis-server, an MLflow tracking server and every HTTP server itself on 127.0.0.1, drives
 each with wrk (16 connections, POST bodies from a Lua script), prints a table and stops everything.
-Also measures the cache crossover with a cheap and an expensive model.
+"Redis frozen" is the cache-on run with redis-server stopped by SIGSTOP after the warm-up: a hung host
+that accepts connections and never answers. Also measures the cache crossover with a cheap and an
+expensive model, and the per-request cost of the strict JSON parse.
 """
 
 from __future__ import annotations
@@ -150,9 +152,10 @@ class Bench:
     def __init__(self, args, tmp: Path):
         self.args, self.tmp = args, tmp
 
-    def measure(self, label: str, url: str, script: Path) -> dict:
+    def measure(self, label: str, url: str, script: Path, during=None) -> dict:
         wrk(url, script, 2, self.args.connections)  # warm-up: JIT-free, but fills caches/pools
-        res = wrk(url, script, self.args.duration, self.args.connections)
+        with during or contextlib.nullcontext():
+            res = wrk(url, script, self.args.duration, self.args.connections)
         res["label"] = label
         print(
             f"  {label:<34} {res['rps']:>9.0f} req/s  p50 {res['p50']:>7.2f} ms  p99 {res['p99']:>7.2f} ms"
@@ -161,7 +164,9 @@ class Bench:
         )
         return res
 
-    def ours(self, label, mlflow_uri, name, redis_url, script) -> dict:
+    @contextlib.contextmanager
+    def server(self, mlflow_uri: str, name: str, redis_url: str):
+        """Our server with every worker's model loaded; yields (base URL, log file)."""
         port = free_port()
         log = self.tmp / f"ours-{port}.log"
         env = {
@@ -185,12 +190,47 @@ class Bench:
                 if time.monotonic() > deadline or p.poll() is not None:
                     raise RuntimeError(f"not all workers loaded the model:\n{log.read_text()[-2000:]}")
                 time.sleep(0.2)
-            res = self.measure(label, f"http://127.0.0.1:{port}", script)
-            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-            res["mean_batch"] = _mean_batch(metrics)
-            return res
+            yield f"http://127.0.0.1:{port}", log
         finally:
             stop(p)
+
+    def ours(self, label, mlflow_uri, name, redis_url, script) -> dict:
+        with self.server(mlflow_uri, name, redis_url) as (url, _):
+            res = self.measure(label, url, script)
+            res["mean_batch"] = _mean_batch(httpx.get(f"{url}/metrics").text)
+            return res
+
+    def freeze_pair(self, mlflow_uri, name, redis_url, redis_proc, script, i: int) -> dict:
+        """One server: a run with Redis answering, then a run with it frozen from the first request."""
+        with self.server(mlflow_uri, name, redis_url) as (url, log):
+            running = self.measure(f"pair {i}: Redis running", url, script)
+            running["breaker_openings"] = log.read_text().count("redis unavailable")
+            running["cache"] = _cache_results(httpx.get(f"{url}/metrics").text)
+            frozen_ = self.measure(f"pair {i}: Redis frozen", url, script, during=frozen(redis_proc))
+            frozen_["breaker_openings"] = (
+                log.read_text().count("redis unavailable") - running["breaker_openings"]
+            )
+            return {"running": running, "frozen": frozen_, "ratio": frozen_["p99"] / running["p99"]}
+
+
+@contextlib.contextmanager
+def frozen(p: subprocess.Popen):
+    """redis-server stopped (SIGSTOP): its socket still accepts connections, nothing answers."""
+    os.kill(p.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(p.pid, signal.SIGCONT)
+
+
+def _cache_results(text: str) -> dict[str, float]:
+    """model_cache_requests_total by result (summed over worker processes' scrapes seen)."""
+    out: dict[str, float] = {}
+    for result, value in re.findall(
+        r'^model_cache_requests_total\{[^}]*result="(\w+)"[^}]*\} ([\d.e+]+)', text, re.M
+    ):
+        out[result] = out.get(result, 0.0) + float(value)
+    return out
 
 
 def _mean_batch(text: str) -> float | None:
@@ -208,6 +248,10 @@ def main() -> int:
     )
     ap.add_argument("--skip-mlflow-serve", action="store_true")
     ap.add_argument("--skip-crossover", action="store_true")
+    ap.add_argument("--skip-floor", action="store_true")
+    ap.add_argument(
+        "--freeze-pairs", type=int, default=3, help="running/frozen run pairs, one server each (default 3)"
+    )
     ap.add_argument("--json", type=Path, help="also write results as JSON here")
     args = ap.parse_args()
     for tool in ("wrk", "redis-server"):
@@ -285,47 +329,13 @@ def main() -> int:
         results["ours_cache"] = bench.ours(
             "ours, cache on (Redis)", mlflow_uri, "bench-forest", redis_url, ours_lua
         )
+        results["freeze"] = [
+            bench.freeze_pair(mlflow_uri, "bench-forest", redis_url, rp, ours_lua, i + 1)
+            for i in range(args.freeze_pairs)
+        ]
 
-        # floor: same model converted the same way, minimal ASGI app
-        from skl2onnx import convert_sklearn
-        from skl2onnx.common.data_types import FloatTensorType
-
-        onx = convert_sklearn(
-            small,
-            initial_types=[("input", FloatTensorType([None, N_FEATURES]))],
-            options={type(small): {"zipmap": False}},
-        )
-        onnx_path = tmp / "forest.onnx"
-        onnx_path.write_bytes(onx.SerializeToString())
-        port = free_port()
-        log = tmp / "floor.log"
-        fp = spawn(
-            [
-                str(VENV_BIN / "uvicorn"),
-                "floor_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            log,
-            cwd=HERE,
-            env={**os.environ, "BENCH_ONNX_PATH": str(onnx_path), "BENCH_FEATURES": ",".join(FEATURES)},
-        )
-        try:
-            _wait_post(f"http://127.0.0.1:{port}/", json.dumps({"features": rows[0]}), fp, log)
-            results["floor"] = bench.measure("bare ONNX floor", f"http://127.0.0.1:{port}", ours_lua)
-        finally:
-            stop(fp)
+        if not args.skip_floor:
+            results["floor"] = _floor(bench, small, rows[0], ours_lua, tmp)
 
         if not args.skip_mlflow_serve:
             port = free_port()
@@ -369,6 +379,7 @@ def main() -> int:
                 "big_1row": _inference_us(big, xs),
                 "redis_get_us": _redis_rtt_us(redis_port),
             }
+        results["parse_us"] = _parse_overhead(rows)
         _report(results)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
@@ -379,6 +390,49 @@ def main() -> int:
         for p in PROCS:
             stop(p)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _floor(bench: Bench, model, row: dict, script: Path, tmp: Path) -> dict:
+    """The same model converted the same way behind a minimal ASGI app."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    onx = convert_sklearn(
+        model,
+        initial_types=[("input", FloatTensorType([None, N_FEATURES]))],
+        options={type(model): {"zipmap": False}},
+    )
+    onnx_path = tmp / "forest.onnx"
+    onnx_path.write_bytes(onx.SerializeToString())
+    port = free_port()
+    log = tmp / "floor.log"
+    fp = spawn(
+        [
+            str(VENV_BIN / "uvicorn"),
+            "floor_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(bench.args.workers),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        log,
+        cwd=HERE,
+        env={**os.environ, "BENCH_ONNX_PATH": str(onnx_path), "BENCH_FEATURES": ",".join(FEATURES)},
+    )
+    try:
+        _wait_post(f"http://127.0.0.1:{port}/", json.dumps({"features": row}), fp, log)
+        return bench.measure("bare ONNX floor", f"http://127.0.0.1:{port}", script)
+    finally:
+        stop(fp)
 
 
 def _wait_post(url, body, p, log, timeout=60):
@@ -436,6 +490,60 @@ def _redis_rtt_us(port: int) -> float:
     return asyncio.run(run())
 
 
+def _parse_overhead(rows: list[dict]) -> dict[str, float]:
+    """Microseconds per body: json.loads vs the server's strict parse (UTF-8, unique keys, bounded ints),
+    and the body read with its deadline vs a bare receive(), for the benchmark's own bodies.
+
+    CPU time of this process (other load on the machine does not count), the two variants
+    interleaved, best of 15 rounds.
+    """
+    import asyncio
+    import timeit
+
+    import uvloop
+
+    sys.path.insert(0, str(SERVING))
+    from model_server.request import content_length, parse_json, read_body
+
+    singles = [json.dumps({"features": r}).encode() for r in rows]
+    batch = [json.dumps({"instances": rows[:256]}).encode()]
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"400")]
+    message = {"type": "http.request", "body": singles[0], "more_body": False}
+
+    async def receive():
+        return message
+
+    async def reads(n: int, deadline: bool) -> float:
+        t = time.process_time()
+        for _ in range(n):
+            if deadline:
+                length, expect = content_length(headers)
+                await read_body(receive, length, 1 << 20, 16 << 20, 10.0, expect)
+            else:
+                await receive()
+            await asyncio.sleep(0)  # one loop iteration per request, as in the server
+        return (time.process_time() - t) / n * 1e6
+
+    async def read_rounds() -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {"receive_bare": [], "receive_with_deadline": []}
+        for _ in range(15):
+            out["receive_bare"].append(await reads(2000, False))
+            out["receive_with_deadline"].append(await reads(2000, True))
+        return out
+
+    def per_body(fn, bodies: list[bytes], repeat: int) -> float:
+        return timeit.timeit(lambda: [fn(b) for b in bodies], number=repeat, timer=time.process_time) / (
+            repeat * len(bodies)
+        )
+
+    times: dict[str, list[float]] = uvloop.run(read_rounds())
+    for _ in range(15):
+        for name, fn in (("json_loads", json.loads), ("strict", parse_json)):
+            times.setdefault(f"{name}_single", []).append(per_body(fn, singles, 2) * 1e6)
+            times.setdefault(f"{name}_256", []).append(per_body(fn, batch, 10) * 1e6)
+    return {k: min(v) for k, v in times.items()}
+
+
 def _report(r: dict) -> None:
     mlflow, floor = r.get("mlflow"), r.get("floor")
     print("\n| server | req/s | p50 ms | p99 ms | x mlflow | / floor | mean batch | non-2xx |")
@@ -449,6 +557,35 @@ def _report(r: dict) -> None:
         mb = f"{x['mean_batch']:.1f}" if x.get("mean_batch") else "-"
         print(
             f"| {x['label']} | {x['rps']:.0f} | {x['p50']:.2f} | {x['p99']:.2f} | {vs_m} | {vs_f} | {mb} | {x['non2xx']} |"
+        )
+    if r.get("freeze"):
+        print("\nRedis frozen (SIGSTOP after the warm-up) vs running, same server per pair:")
+        print(
+            "| pair | running p99 ms | frozen p99 ms | frozen / running | running p50 | frozen p50 | req/s running / frozen | breaker openings (frozen) |"
+        )
+        print("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for i, pair in enumerate(r["freeze"], 1):
+            a, b = pair["running"], pair["frozen"]
+            print(
+                f"| {i} | {a['p99']:.2f} | {b['p99']:.2f} | {pair['ratio']:.2f}x | {a['p50']:.2f} | {b['p50']:.2f} "
+                f"| {a['rps']:.0f} / {b['rps']:.0f} | {b['breaker_openings']} |"
+            )
+        ratios = sorted(pair["ratio"] for pair in r["freeze"])
+        print(f"median frozen/running p99: {ratios[len(ratios) // 2]:.2f}x (target <= 2x)")
+        print(
+            f"cache look-ups in one worker by the end of the running run of pair 1: {r['freeze'][0]['running']['cache']}"
+        )
+    if "parse_us" in r:
+        p = r["parse_us"]
+        print(
+            f"\nstrict JSON parse per body: 1 row {p['strict_single']:.1f} us vs json.loads "
+            f"{p['json_loads_single']:.1f} us (+{p['strict_single'] - p['json_loads_single']:.1f} us); "
+            f"256 rows {p['strict_256']:.0f} us vs {p['json_loads_256']:.0f} us "
+            f"(+{p['strict_256'] - p['json_loads_256']:.0f} us)"
+        )
+        print(
+            f"body read with its deadline: {p['receive_with_deadline']:.2f} us vs a bare receive() "
+            f"{p['receive_bare']:.2f} us"
         )
     if "inference_cost_us" in r:
         c = r["inference_cost_us"]

@@ -20,18 +20,24 @@ from functools import partial
 from .batching import MicroBatcher, QueueFull
 from .cache import RedisCache
 from .config import Settings
-from .loader import LoadedModel, load_model, resolve_alias
+from .loader import LoadedModel, load_model, registry_error, resolve_alias
 from .metrics import CONTENT_TYPE, Metrics
+from .request import (
+    ClientGone,
+    content_length,
+    discard_body,
+    expects_continue,
+    has_body,
+    parse_json,
+    read_body,
+)
 from .validation import RequestError
 
 log = logging.getLogger("model_server")
 
 _JSON = b"application/json"
 _RETRY_AFTER = [(b"retry-after", b"1")]
-
-
-class _ClientGone(Exception):
-    pass
+_CLOSE = [(b"connection", b"close")]
 
 
 def _error_body(message: str) -> bytes:
@@ -56,6 +62,7 @@ class ModelServer:
         self._prefixes: dict[str, bytes] = {}
         self._registry_ok = True
         self._retry_after: dict[str, tuple[str, float]] = {}  # alias -> (failed version, next attempt)
+        self._non_finite_logged: set[str] = set()  # versions whose non-finite score was logged once
         self._random = random.random
 
     # ---------------------------------------------------------------- lifecycle
@@ -73,9 +80,11 @@ class ModelServer:
                 s.redis_password,
                 s.cache_ttl_seconds,
                 s.redis_timeout_seconds,
+                s.redis_budget_seconds,
                 s.redis_backoff_max_seconds,
                 prefix=f"model_server:{s.model_name}",
             )
+            self.cache.start()
         self._poller = asyncio.get_running_loop().create_task(self._poll_forever())
 
     async def shutdown(self) -> None:
@@ -123,10 +132,12 @@ class ModelServer:
                     continue
                 if self._registry_ok:
                     log.warning(
-                        "registry unreachable (%s: %s); keeping %s",
-                        type(exc).__name__,
-                        str(exc)[:200],
+                        "registry unreachable at %s (%s); keeping %s and polling every %gs; "
+                        "logged again when it is back",
+                        s.mlflow_tracking_uri,
+                        registry_error(exc),
                         _describe(getattr(self, attr)),
+                        s.poll_interval_seconds,
                     )
                 self._registry_ok = False
                 continue
@@ -178,10 +189,13 @@ class ModelServer:
             path = scope["path"]
             if path == "/predict":
                 await self._predict_endpoint(scope, receive, send)
-            elif path in ("/healthz", "/readyz", "/metrics", "/model"):
-                await self._get_endpoint(path, scope, send)
             else:
-                await _send(send, 404, _error_body(f"no route {path[:100]!r}; use POST /predict"))
+                if has_body(scope["headers"]):
+                    send = _closing(send)  # no body is read on these routes: do not wait for one
+                if path in ("/healthz", "/readyz", "/metrics", "/model"):
+                    await self._get_endpoint(path, scope, send)
+                else:
+                    await _send(send, 404, _error_body(f"no route {path[:100]!r}; use POST /predict"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -246,7 +260,9 @@ class ModelServer:
                 headers = [(b"allow", b"POST")]
             elif status == 503:
                 headers = _RETRY_AFTER
-        except _ClientGone:
+            if exc.close:
+                headers = [*headers, *_CLOSE]
+        except ClientGone:
             self.metrics.observe_request(499, version, time.perf_counter() - start)
             return
         except Exception:
@@ -258,27 +274,19 @@ class ModelServer:
     async def _predict(self, scope, receive, model: LoadedModel | None) -> bytes:
         s = self.settings
         if scope["method"] != "POST":
-            raise RequestError(405, "/predict accepts POST with a JSON body")
-        content_type = b""
-        length = -1
-        for k, v in scope["headers"]:
-            if k == b"content-type":
-                content_type = v
-            elif k == b"content-length":
-                length = int(v) if v.isdigit() else -1
-        if not content_type.lower().startswith(_JSON):
-            raise RequestError(415, "Content-Type must be application/json")
-        if length > s.max_body_bytes:
-            raise RequestError(413, f"body larger than {s.max_body_bytes} bytes")
-        raw = await _read_body(receive, s.max_body_bytes)
+            raise await self._unread(
+                scope, receive, RequestError(405, "/predict accepts POST with a JSON body")
+            )
+        try:
+            length, expect_continue = content_length(scope["headers"])
+        except RequestError as exc:
+            raise await self._unread(scope, receive, exc) from None
+        raw = await read_body(
+            receive, length, s.max_body_bytes, s.max_drain_bytes, s.body_timeout_seconds, expect_continue
+        )
         if model is None:
             raise RequestError(503, "model not loaded yet")
-        try:
-            payload = json.loads(raw)
-        except RecursionError:
-            raise RequestError(400, "malformed JSON: nested too deeply") from None
-        except ValueError as exc:
-            raise RequestError(400, f"malformed JSON: {str(exc)[:120]}") from None
+        payload = parse_json(raw)
         validator = model.validator
         rows, single = validator.parse(payload)
 
@@ -314,17 +322,18 @@ class ModelServer:
                 raise RequestError(503, "server overloaded; retry shortly") from None
             result = await fut
             writes = []
+            isfinite = math.isfinite
             for j, i in enumerate(missing):
                 score = float(result[j])
                 scores[i] = score
-                if keys is not None:
+                if keys is not None and isfinite(score):
                     writes.append((keys[i], repr(score).encode()))
             if writes:
                 cache.set_many_background(writes)
 
-        for score in scores:
+        for i, score in enumerate(scores):
             if not math.isfinite(score):
-                raise RuntimeError(f"model v{model.version} produced a non-finite score")
+                raise self._non_finite(model, rows[i], "features" if single else f"instances[{i}]")
         self.metrics.observe_inputs(validator.names, rows, scores)
         if self.shadow is not None and self._random() < s.shadow_sample_rate:
             self._shadow_score(payload, model, scores)
@@ -337,6 +346,33 @@ class ModelServer:
         if single:
             return prefix + b',"prediction":' + repr(scores[0]).encode() + b"}"
         return prefix + b',"predictions":[' + ",".join(map(repr, scores)).encode() + b"]}"
+
+    async def _unread(self, scope, receive, exc: RequestError) -> RequestError:
+        """`exc`, after dropping the request's body (bounded); Connection: close if it was not all read."""
+        s = self.settings
+        complete = await discard_body(
+            receive, expects_continue(scope["headers"]), s.max_drain_bytes, s.body_timeout_seconds
+        )
+        exc.close = not complete
+        return exc
+
+    def _non_finite(self, model: LoadedModel, row: list[float], where: str) -> RequestError:
+        """A 422 for a row the model scores as NaN or infinity (e.g. a float32 overflow of a linear
+        model on values near 3e38): the input is the cause, so no 500 and no log line per request."""
+        names = model.validator.names
+        j = max(range(len(row)), key=lambda k: abs(row[k]))
+        if model.version not in self._non_finite_logged:
+            self._non_finite_logged.add(model.version)
+            log.warning(
+                "model %s v%s gave a non-finite score (answered 422); not logged again for this version",
+                self.settings.model_name,
+                model.version,
+            )
+        return RequestError(
+            422,
+            f"{where}: the model's score for this row is not a finite number; "
+            f"its largest value is feature {names[j]!r} = {row[j]!r}",
+        )
 
     # ---------------------------------------------------------------- shadow
     def _shadow_score(self, payload, champion: LoadedModel, scores: list[float]) -> None:
@@ -381,36 +417,21 @@ def _describe(m: LoadedModel | None) -> str:
     return f"v{m.version}" if m is not None else "no model loaded"
 
 
-async def _read_body(receive, limit: int) -> bytes:
-    msg = await receive()
-    if msg["type"] == "http.disconnect":
-        raise _ClientGone
-    body = msg.get("body", b"")
-    if not msg.get("more_body", False):
-        if len(body) > limit:
-            raise RequestError(413, f"body larger than {limit} bytes")
-        return body
-    chunks = [body]
-    size = len(body)
-    while True:
-        msg = await receive()
-        if msg["type"] == "http.disconnect":
-            raise _ClientGone
-        chunk = msg.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise RequestError(413, f"body larger than {limit} bytes")
-        chunks.append(chunk)
-        if not msg.get("more_body", False):
-            return b"".join(chunks)
+def _closing(send):
+    """`send` that adds Connection: close to the response."""
+
+    async def send_and_close(message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message["headers"], *_CLOSE]}
+        await send(message)
+
+    return send_and_close
 
 
 async def _send(send, status: int, body: bytes, headers=(), content_type: bytes = _JSON) -> None:
     hdrs = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     if headers:
         hdrs.extend(headers)
-    if status == 413:
-        hdrs.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": hdrs})
     await send({"type": "http.response.body", "body": body})
 
@@ -425,6 +446,9 @@ def configure_logging(level: str) -> None:
             level=level.upper(), stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     root.setLevel(level.upper())
+    # MLflow's HTTP client retries through urllib3, which logs every retry as a warning: while the
+    # registry is down that is one line per poll. The poller reports an outage once, with its cause.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 def create_app(settings: Settings | None = None) -> ModelServer:

@@ -1,8 +1,17 @@
-"""Redis cache-aside with a circuit breaker.
+"""Redis cache-aside with a latency budget and a circuit breaker.
 
-A cache must never make serving worse: commands use short timeouts and no retries, and after a
-failure the breaker stays open (exponential back-off up to a cap) so a dead Redis costs nothing per
-request. After the back-off one request probes; success closes the breaker.
+A cache must never make serving worse:
+- a request waits for a look-up at most REDIS_BUDGET_SECONDS, then goes on uncached: a frozen Redis
+  (a hung host: connections accepted, nothing answered) costs a request the budget, not the socket
+  timeout;
+- a command that fails or hits its socket timeout opens the breaker: no request touches Redis until
+  a background PING succeeds, first after 0.5 s, then after doubling back-offs up to a cap. While
+  open, look-ups cost nothing and no request ever waits on a probe;
+- on opening, the idle pooled connections are dropped: after a Redis restart they are all dead, and
+  with no retries each would fail once and re-open the breaker (one flap per stale connection).
+  Commands that were already in flight when the breaker opened fail or finish on their own; their
+  failures are not counted again.
+Writes are fire-and-forget, bounded by the socket timeout, and never delay a response.
 """
 
 from __future__ import annotations
@@ -11,7 +20,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import time
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -20,10 +28,24 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger("model_server.cache")
 
+_FAILURES = (TimeoutError, RedisError, OSError)
+
+
+def _abandon(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
 
 class RedisCache:
     def __init__(
-        self, url: str, password: str | None, ttl: int, timeout: float, backoff_max: float, prefix: str
+        self,
+        url: str,
+        password: str | None,
+        ttl: int,
+        timeout: float,
+        budget: float,
+        backoff_max: float,
+        prefix: str,
     ) -> None:
         self._redis = Redis.from_url(
             url,
@@ -35,36 +57,42 @@ class RedisCache:
             max_connections=64,
         )
         self.ttl = ttl
+        self.budget = budget
         self.prefix = prefix
         self._backoff_min = min(0.5, backoff_max)
         self._backoff_max = backoff_max
         self._backoff = self._backoff_min
-        self._open_until = 0.0
-        self._probing = False
+        self.open = False
+        self.trips = 0  # times the breaker opened (exported for tests and logs)
+        self._generation = 0  # bumped on every opening: failures of older commands are not news
         self._tasks: set[asyncio.Task] = set()
         self._get_queue: list[tuple[list[str], asyncio.Future]] = []
         self._get_busy = False
         self._set_queue: list[tuple[str, bytes]] = []
         self._set_scheduled = False
 
+    def start(self) -> None:
+        """Open the first connection now rather than inside the first request's budget."""
+        self._spawn(self._connect())
+
+    async def _connect(self) -> None:
+        generation = self._generation
+        try:
+            await self._redis.ping()
+        except _FAILURES as exc:
+            self._failed(exc, generation)
+
     def key(self, version: str, canonical: str) -> str:
         digest = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
         return f"{self.prefix}:{version}:{digest}"
 
-    @property
-    def available(self) -> bool:
-        """False while the breaker is open (callers skip Redis entirely)."""
-        if self._open_until == 0.0:
-            return True
-        return not (self._probing or time.monotonic() < self._open_until)
-
     async def get_many(self, keys: list[str]) -> list[bytes | None] | None:
-        """Values per key, or None when Redis is unavailable (breaker open or a failure now).
+        """Values per key, or None when Redis is unavailable or slower than the budget.
 
         Look-ups from concurrent requests are coalesced: while one MGET is in flight, new keys
         queue and go together in the next MGET, so Redis and redis-py costs are paid per batch.
         """
-        if not self.available:
+        if self.open:
             return None
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
@@ -72,36 +100,31 @@ class RedisCache:
         if not self._get_busy:
             self._get_busy = True
             loop.call_soon(self._start_get)
-        return await fut
+        timer = loop.call_later(self.budget, _abandon, fut)
+        try:
+            return await fut
+        finally:
+            timer.cancel()
 
     def _start_get(self) -> None:
-        batch, self._get_queue = self._get_queue, []
-        if not batch:
+        batch = [item for item in self._get_queue if not item[1].done()]  # skip abandoned waiters
+        self._get_queue = []
+        if not batch or self.open:
+            for _, fut in batch:
+                _abandon(fut)
             self._get_busy = False
             return
-        task = asyncio.get_running_loop().create_task(self._mget(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._mget(batch))
 
     async def _mget(self, batch: list[tuple[list[str], asyncio.Future]]) -> None:
         keys = [k for ks, _ in batch for k in ks]
-        half_open = self._open_until != 0.0
-        values: list | None
+        generation = self._generation
+        values: list | None = None
         try:
-            if half_open and (self._probing or time.monotonic() < self._open_until):
-                values = None  # breaker opened while these were queued
-            else:
-                self._probing = half_open
-                values = await self._redis.mget(keys)
-                if half_open:
-                    log.info("redis reachable again; cache enabled")
-                    self._open_until, self._backoff = 0.0, self._backoff_min
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._trip(exc)
-            values = None
+            values = await self._redis.mget(keys)
+        except _FAILURES as exc:
+            self._failed(exc, generation)
         finally:
-            if half_open:
-                self._probing = False
             start = 0
             for ks, fut in batch:
                 if not fut.done():
@@ -111,7 +134,7 @@ class RedisCache:
 
     def set_many_background(self, items: list[tuple[str, bytes]]) -> None:
         """Fire-and-forget write, coalesced per event-loop tick; the response never waits for it."""
-        if not items or self._open_until:
+        if not items or self.open:
             return
         self._set_queue.extend(items)
         if not self._set_scheduled:
@@ -121,11 +144,11 @@ class RedisCache:
     def _start_set(self) -> None:
         self._set_scheduled = False
         items, self._set_queue = self._set_queue, []
-        task = asyncio.get_running_loop().create_task(self._set_many(items))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if items and not self.open:
+            self._spawn(self._set_many(items))
 
     async def _set_many(self, items: list[tuple[str, bytes]]) -> None:
+        generation = self._generation
         try:
             if len(items) == 1:
                 await self._redis.set(items[0][0], items[0][1], ex=self.ttl)
@@ -134,19 +157,49 @@ class RedisCache:
                     for k, v in items:
                         pipe.set(k, v, ex=self.ttl)
                     await pipe.execute()
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._trip(exc)
+        except _FAILURES as exc:
+            self._failed(exc, generation)
 
-    def _trip(self, exc: BaseException) -> None:
-        if self._open_until == 0.0:
-            log.warning(
-                "redis unavailable (%s); serving uncached, retrying in %.1fs",
-                type(exc).__name__,
-                self._backoff,
-            )
-        else:
-            self._backoff = min(self._backoff * 2, self._backoff_max)
-        self._open_until = time.monotonic() + self._backoff
+    def _failed(self, exc: BaseException, generation: int) -> None:
+        """Open the breaker, unless it already opened since this command started."""
+        if self.open or generation != self._generation:
+            return
+        self.open = True
+        self.trips += 1
+        self._generation += 1
+        self._backoff = self._backoff_min
+        log.warning(
+            "redis unavailable (%s: %s); serving uncached, probing in %.1fs",
+            type(exc).__name__,
+            str(exc)[:200],
+            self._backoff,
+        )
+        self._spawn(self._probe_until_back())
+
+    async def _probe_until_back(self) -> None:
+        # every idle pooled connection predates the failure; after a restart all of them are dead
+        with contextlib.suppress(Exception):
+            await self._redis.connection_pool.disconnect(inuse_connections=False)
+        failed = 0
+        while True:
+            await asyncio.sleep(self._backoff)
+            try:
+                await self._redis.ping()
+            except _FAILURES:
+                failed += 1
+                self._backoff = min(self._backoff * 2, self._backoff_max)
+                continue
+            break
+        self._backoff = self._backoff_min
+        self._generation += 1  # commands from before the outage are not counted against the new period
+        self.open = False
+        log.info("redis reachable again after %d failed probe(s); cache enabled", failed)
+
+    def _spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -30,6 +30,7 @@ class Settings:
     cache_enabled: bool = True
     cache_ttl_seconds: int = 300
     redis_timeout_seconds: float = 0.05
+    redis_budget_seconds: float = 0.005
     redis_backoff_max_seconds: float = 30.0
     shadow_alias: str = ""
     shadow_sample_rate: float = 0.1
@@ -39,6 +40,8 @@ class Settings:
     max_batch_size: int = 64
     max_queue_rows: int = 2048
     max_body_bytes: int = 1_048_576
+    max_drain_bytes: int = 16 * 1_048_576
+    body_timeout_seconds: float = 10.0
     max_instances: int = 256
     onnx_enabled: bool = True
     onnx_tolerance: float = 1e-4
@@ -94,6 +97,7 @@ class Settings:
             cache_enabled=p.bool("CACHE_ENABLED", True),
             cache_ttl_seconds=p.int("CACHE_TTL_SECONDS", 300, lo=1, hi=30 * 86400),
             redis_timeout_seconds=p.float("REDIS_TIMEOUT_SECONDS", 0.05, lo=0.001, hi=5),
+            redis_budget_seconds=p.float("REDIS_BUDGET_SECONDS", 0.005, lo=0.0001, hi=5),
             redis_backoff_max_seconds=p.float("REDIS_BACKOFF_MAX_SECONDS", 30.0, lo=0.1, hi=3600),
             shadow_alias=p.name("SHADOW_ALIAS", default=""),
             shadow_sample_rate=p.float("SHADOW_SAMPLE_RATE", 0.1, lo=0.0, hi=1.0),
@@ -103,6 +107,8 @@ class Settings:
             max_batch_size=p.int("MAX_BATCH_SIZE", 64, lo=1, hi=65536),
             max_queue_rows=p.int("MAX_QUEUE_ROWS", 2048, lo=1, hi=10_000_000),
             max_body_bytes=p.int("MAX_BODY_BYTES", 1_048_576, lo=64, hi=64 * 1_048_576),
+            max_drain_bytes=p.int("MAX_DRAIN_BYTES", 16 * 1_048_576, lo=0, hi=1024 * 1_048_576),
+            body_timeout_seconds=p.float("BODY_TIMEOUT_SECONDS", 10.0, lo=0.1, hi=3600),
             max_instances=p.int("MAX_INSTANCES", 256, lo=1, hi=100_000),
             onnx_enabled=p.bool("ONNX_ENABLED", True),
             onnx_tolerance=p.float("ONNX_TOLERANCE", 1e-4, lo=0.0, hi=1.0),

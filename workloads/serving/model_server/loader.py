@@ -54,6 +54,21 @@ def resolve_alias(tracking_uri: str, name: str, alias: str) -> tuple[str, str]:
     return str(mv.version), mv.run_id or ""
 
 
+def registry_error(exc: BaseException, limit: int = 300) -> str:
+    """The root cause of a registry failure, e.g. `ConnectionRefusedError: [Errno 111] Connection refused`.
+
+    MLflow wraps transport errors as `API request to <url> failed with exception <requests error
+    <urllib3 error <socket error>>>`: the cause is at the end of a long text. Follow the exception
+    chain to its innermost link instead of cutting the outer message.
+    """
+    root, seen = exc, {id(exc)}
+    while (nxt := root.__cause__ or root.__context__) is not None and id(nxt) not in seen:
+        seen.add(id(nxt))
+        root = nxt
+    text = f"{type(root).__name__}: {root}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def load_model(
     tracking_uri: str,
     name: str,

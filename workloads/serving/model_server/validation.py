@@ -7,23 +7,28 @@ Every rejection names the offending field so a client can fix its request.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 _MAX_ABS_INT = 2**53  # larger ints cannot be represented exactly as model inputs
+# The largest finite float32 (numpy.finfo(numpy.float32).max). ONNX Runtime scores in float32, where a
+# larger value becomes infinity; the same bound holds for every runtime so the contract does not depend
+# on which one a version happens to load into.
+MAX_ABS_FLOAT = 3.4028234663852886e38
 _NUMERIC = {"double": "float", "float": "float", "long": "int", "integer": "int", "boolean": "bool"}
 
 
 class RequestError(Exception):
     """A client error: carries the HTTP status and a message safe to return."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, close: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.close = close  # answer with Connection: close (part of the body was left unread)
 
 
-def _short(name: object) -> str:
+def short_repr(name: object) -> str:
+    """repr() cut to a length safe to echo in an error message."""
     text = repr(name)
     return text if len(text) <= 66 else text[:63] + "...'"
 
@@ -74,7 +79,7 @@ class Validator:
             raise RequestError(422, "give either 'features' or 'instances', not both")
         if "features" in body or "instances" in body:
             extra = [k for k in keys if k not in ("features", "instances")]
-            raise RequestError(422, f"unexpected top-level field {_short(extra[0])}")
+            raise RequestError(422, f"unexpected top-level field {short_repr(extra[0])}")
         raise RequestError(422, "body must have a 'features' object or an 'instances' list")
 
     def rows(self, instances: object) -> list[list[float]]:
@@ -94,7 +99,7 @@ class Validator:
             raise RequestError(422, f"'{where}' must be an object mapping feature names to numbers")
         out: list[float] = []
         append = out.append
-        isfinite = math.isfinite
+        big = MAX_ABS_FLOAT
         for name, kind in self._plan:
             try:
                 v = obj[name]
@@ -104,13 +109,18 @@ class Validator:
             if t is float:
                 if kind != "float":
                     raise RequestError(422, f"{where}: feature {name!r} must be an integer, got a float")
-                if not isfinite(v):
-                    raise RequestError(422, f"{where}: feature {name!r} must be finite, got {v!r}")
+                if not -big <= v <= big:  # also false for NaN
+                    raise RequestError(
+                        422,
+                        f"{where}: feature {name!r} must be a finite number with |value| <= {big!r}, got {v!r}",
+                    )
             elif t is int:
                 if kind == "bool":
                     raise RequestError(422, f"{where}: feature {name!r} must be true or false")
                 if not -_MAX_ABS_INT <= v <= _MAX_ABS_INT:
-                    raise RequestError(422, f"{where}: feature {name!r} is out of range")
+                    raise RequestError(
+                        422, f"{where}: feature {name!r} is out of range: integers must be within +-2**53"
+                    )
                 if kind == "float":
                     v = float(v)
             elif t is bool and kind == "bool":
@@ -120,7 +130,7 @@ class Validator:
                 raise RequestError(422, f"{where}: feature {name!r} must be {expected}, got {_json_type(v)}")
             append(v)
         if len(obj) != self.n_features:
-            extra = sorted(_short(k) for k in obj if k not in self._name_set)
+            extra = sorted(short_repr(k) for k in obj if k not in self._name_set)
             raise RequestError(
                 422,
                 f"{where}: unexpected feature {extra[0]}"

@@ -266,6 +266,96 @@ def start_server(tmp_path):
         s.stop()
 
 
+class InProcessServer:
+    """uvicorn (httptools, as in production) on 127.0.0.1 in a thread, serving one fixed model.
+
+    For the HTTP edge cases that need raw sockets: no MLflow, starts in well under a second.
+    """
+
+    def __init__(self, model, **settings):
+        import threading
+
+        import uvicorn
+
+        from model_server.app import ModelServer
+        from model_server.config import Settings
+
+        class FixedModelServer(ModelServer):
+            async def refresh(self) -> None:  # the poller installs the fixed model instead of asking MLflow
+                if self.current is None:
+                    self.current = model
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.app = FixedModelServer(
+            Settings(mlflow_tracking_uri="http://127.0.0.1:1", model_name="inproc", **settings)
+        )
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        self.client = httpx.Client(base_url=self.url, timeout=10.0)
+        wait_until(lambda: self.client.get("/readyz").status_code == 200, 30, "in-process server")
+
+    def post(self, content: bytes | str, content_type: str = "application/json") -> httpx.Response:
+        return self.client.post("/predict", content=content, headers={"content-type": content_type})
+
+    def raw(self, data: bytes, timeout: float = 20.0) -> socket.socket:
+        """A raw client socket that has sent `data` (the caller reads and closes it)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.sendall(data)
+        return s
+
+    def stop(self) -> None:
+        self.client.close()
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+def onnx_linear_model(version: str = "1", max_instances: int = 32):
+    """A LoadedModel around a real ONNX Runtime session of a LinearRegression (score = 10*f0 + ...).
+
+    float32, like every ONNX model the server loads: values near the float32 limit overflow its score.
+    """
+    import onnxruntime as ort
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.linear_model import LinearRegression
+
+    from model_server.loader import LoadedModel
+    from model_server.validation import Column, Validator
+
+    x, _ = make_data(n=200, seed=4)
+    y = 10 * x["f0"] - x["f1"] + 0.5
+    reg = LinearRegression().fit(x.to_numpy(), y.to_numpy())
+    onx = convert_sklearn(reg, initial_types=[("input", FloatTensorType([None, N_FEATURES]))])
+    sess = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+
+    def predict(a: np.ndarray) -> np.ndarray:
+        return sess.run(None, {"input": a.astype(np.float32, copy=False)})[0].astype(np.float64).ravel()
+
+    validator = Validator([Column(f, "float") for f in FEATURES], max_instances)
+    return LoadedModel("inproc", version, "champion", "onnx", validator, predict, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def inproc_server():
+    srv = InProcessServer(
+        onnx_linear_model(), max_body_bytes=65536, body_timeout_seconds=1.0, max_instances=32
+    )
+    yield srv
+    srv.stop()
+
+
 # ---------------------------------------------------------------- model helpers
 N_FEATURES = 20
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
@@ -354,6 +444,8 @@ def kit():
         set_alias=set_alias,
         row=row,
         server_env=server_env,
+        InProcessServer=InProcessServer,
+        onnx_linear_model=onnx_linear_model,
         wait_until=wait_until,
     )
 

@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from model_server.validation import MAX_ABS_FLOAT
+
 # Local runs explore new inputs each time; CI replays a fixed sequence so a landing never depends on luck.
 FUZZ = settings(
     max_examples=150,
@@ -26,6 +28,20 @@ json_values = st.recursive(
     ),
     max_leaves=25,
 )
+
+
+BAD_CONTENT_TYPES = [
+    "application/json-seq",
+    "application/jsonx",
+    "application/json; charset=utf-16",
+    "application/json-patch+json",
+    "text/json",
+]
+
+
+def _obj(items) -> str:
+    """JSON object text from (key, JSON text) pairs, duplicates kept as written."""
+    return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in items) + "}"
 
 
 def _check(resp: httpx.Response) -> None:
@@ -117,12 +133,81 @@ def test_fuzz_arbitrary_json(forest_server, body):
 @given(
     raw=st.binary(max_size=300),
     ctype=st.sampled_from(
-        ["application/json", "application/json; charset=utf-8", "text/plain", "", "APPLICATION/JSON"]
+        [
+            "application/json",
+            "application/json; charset=utf-8",
+            "text/plain",
+            "",
+            "APPLICATION/JSON",
+            *BAD_CONTENT_TYPES,
+        ]
     ),
 )
 def test_fuzz_arbitrary_bytes(forest_server, raw, ctype):
     headers = {"content-type": ctype} if ctype else {}
-    _check(forest_server.client.post("/predict", content=raw, headers=headers))
+    resp = forest_server.client.post("/predict", content=raw, headers=headers)
+    _check(resp)
+    if ctype in BAD_CONTENT_TYPES:
+        assert resp.status_code == 415, resp.text
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_duplicate_keys(forest_server, kit, data):
+    """A key repeated in any object - top level, the features, a nested value - is a 400."""
+    features = {k: json.dumps(v) for k, v in kit.row(0).items()}
+    where = data.draw(st.sampled_from(["top", "features", "nested"]))
+    dup = json.dumps(data.draw(json_values))
+    if where == "features":
+        key = data.draw(st.sampled_from(kit.FEATURES))
+        items = [*features.items(), (key, dup)]
+        body = _obj([("features", _obj(items))])
+    elif where == "top":
+        pair = [("features", _obj(features.items())), ("features", dup)]
+        body = _obj(data.draw(st.permutations(pair)))
+        key = "features"
+    else:
+        key = data.draw(st.text(max_size=6))
+        features["f4"] = _obj([(key, "1"), (key, dup)])
+        body = _obj([("features", _obj(features.items()))])
+    resp = forest_server.client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == 400, resp.text
+    assert "duplicate key" in resp.json()["error"]
+
+
+@FUZZ
+@given(
+    encoding=st.sampled_from(["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig"]),
+    seed=st.integers(0, 50),
+)
+def test_fuzz_non_utf8_encodings_are_400(forest_server, kit, encoding, seed):
+    text = json.dumps({"features": kit.row(0, seed=seed)})
+    resp = forest_server.client.post(
+        "/predict", content=text.encode(encoding), headers={"content-type": "application/json"}
+    )
+    assert resp.status_code == 400, resp.text
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(["f0", "f7", "f19"]),
+    literal=st.one_of(
+        st.integers(21, 6000).map(lambda n: "9" * n),
+        st.integers(21, 6000).map(lambda n: "-" + "1" * n),
+        st.floats(min_value=3.41e38, allow_infinity=False).map(repr),
+        st.floats(max_value=-3.41e38, allow_infinity=False).map(repr),
+        st.integers(39, 400).map(lambda e: f"1e{e}"),
+    ),
+)
+def test_fuzz_out_of_range_numbers_are_named(forest_server, kit, name, literal):
+    """Finite JSON numbers no model input can hold: a 422 naming the feature, never a 500."""
+    features = {k: json.dumps(v) for k, v in kit.row(0).items()} | {name: literal}
+    body = _obj([("features", _obj(features.items()))])
+    resp = forest_server.client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == 422, resp.text
+    err = resp.json()["error"]
+    assert repr(name) in err and ("out of range" in err or "|value| <=" in err)
+    assert "4300" not in err and "sys." not in err
 
 
 @FUZZ
@@ -139,7 +224,8 @@ def test_fuzz_feature_values(forest_server, kit, data):
     )
     _check(resp)
     valid = set(features) == set(kit.FEATURES) and all(
-        (type(v) is float and math.isfinite(v)) or (type(v) is int and abs(v) <= 2**53)
+        (type(v) is float and math.isfinite(v) and abs(v) <= MAX_ABS_FLOAT)
+        or (type(v) is int and abs(v) <= 2**53)
         for v in features.values()
     )
     assert (resp.status_code == 200) == valid, resp.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ BASE_ENV = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "MODEL_NAME": "m"}
 def test_config_defaults_and_parsing(tmp_path):
     s = Settings.from_env(BASE_ENV)
     assert (s.model_alias, s.port, s.cache_active, s.shadow_active) == ("champion", 8080, False, False)
+    assert (s.body_timeout_seconds, s.max_drain_bytes, s.redis_budget_seconds) == (10.0, 16 * 2**20, 0.005)
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
     s = Settings.from_env(
@@ -52,6 +54,9 @@ def test_config_reports_every_error_at_once():
                 "REDIS_URL": "http://x",
                 "CACHE_ENABLED": "maybe",
                 "FEATURE_BUCKETS": "1,0",
+                "BODY_TIMEOUT_SECONDS": "0",
+                "MAX_DRAIN_BYTES": "-1",
+                "REDIS_BUDGET_SECONDS": "soon",
             }
         )
     msg = str(exc.value)
@@ -64,6 +69,9 @@ def test_config_reports_every_error_at_once():
         "REDIS_URL",
         "CACHE_ENABLED",
         "FEATURE_BUCKETS",
+        "BODY_TIMEOUT_SECONDS",
+        "MAX_DRAIN_BYTES",
+        "REDIS_BUDGET_SECONDS",
     ):
         assert key in msg
 
@@ -105,7 +113,9 @@ def test_validation_orders_columns_and_coerces():
         ({"a": True, "b": 1.0, "n": 1, "flag": True}, "'a' must be a number, got a boolean"),
         ({"a": 1.0, "b": 1.0, "n": 1.0, "flag": True}, "'n' must be an integer"),
         ({"a": 1.0, "b": 1.0, "n": 1, "flag": 1}, "'flag' must be true or false"),
-        ({"a": float("nan"), "b": 1.0, "n": 1, "flag": True}, "'a' must be finite"),
+        ({"a": float("nan"), "b": 1.0, "n": 1, "flag": True}, "'a' must be a finite number"),
+        ({"a": 1e39, "b": 1.0, "n": 1, "flag": True}, "'a' must be a finite number with |value| <= 3.40"),
+        ({"a": 1.0, "b": -3.5e38, "n": 1, "flag": True}, "'b' must be a finite number"),
         ({"a": 2**60, "b": 1.0, "n": 1, "flag": True}, "'a' is out of range"),
     ],
 )
@@ -132,6 +142,27 @@ def test_canonical_form_ignores_key_order_and_int_float_spelling():
 
 
 # ---------------------------------------------------------------- cache breaker
+def _counting(cache: RedisCache, method: str) -> list[int]:
+    """Count calls of one redis-py client method (list of one int, mutated in place)."""
+    calls = [0]
+    orig = getattr(cache._redis, method)
+
+    async def counted(*a, **kw):
+        calls[0] += 1
+        return await orig(*a, **kw)
+
+    setattr(cache._redis, method, counted)
+    return calls
+
+
+async def _until(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not within {timeout}s")
+        await asyncio.sleep(0.02)
+
+
 def test_dead_redis_opens_the_breaker_and_costs_nothing_afterwards():
     async def run():
         import socket
@@ -139,29 +170,90 @@ def test_dead_redis_opens_the_breaker_and_costs_nothing_afterwards():
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]  # nothing listens here once closed
-        cache = RedisCache(f"redis://127.0.0.1:{port}/0", None, 60, 0.05, 30, "t")
-        calls = 0
-        orig = cache._redis.mget
-
-        async def counting_mget(*a, **kw):
-            nonlocal calls
-            calls += 1
-            return await orig(*a, **kw)
-
-        cache._redis.mget = counting_mget
+        cache = RedisCache(f"redis://127.0.0.1:{port}/0", None, 60, 0.05, 0.05, 30, "t")
+        mgets, pings = _counting(cache, "mget"), _counting(cache, "ping")
         assert await cache.get_many(["k"]) is None  # failure -> breaker opens
+        assert cache.open and cache.trips == 1
         t0 = time.perf_counter()
         for _ in range(1000):
             assert await cache.get_many(["k"]) is None
         elapsed = time.perf_counter() - t0
-        assert calls == 1, "breaker open: Redis must not be contacted again"
-        cache._open_until = time.monotonic() - 1  # back-off elapsed: exactly one probe
-        assert await cache.get_many(["k"]) is None and calls == 2
-        assert cache._backoff == 1.0  # doubled after the failed probe
+        assert mgets[0] == 1, "breaker open: requests must not contact Redis again"
+        await _until(lambda: pings[0] >= 2, 10, "two background probes")  # after 0.5 s, then 1 s
+        assert mgets[0] == 1 and cache.open and cache.trips == 1  # failed probes are not new outages
         await cache.close()
         return elapsed
 
     assert asyncio.run(run()) < 1.0  # 1000 skipped look-ups: microseconds each, not a timeout each
+
+
+def test_frozen_redis_costs_a_lookup_its_budget_not_the_socket_timeout(tmp_path, kit):
+    """SIGSTOP: the host accepts connections and never answers. Socket timeout 5 s, budget 10 ms."""
+    import os
+    import signal
+
+    redis = kit.RedisServer(tmp_path / "redis-frozen")
+    pid = redis.p.proc.pid
+
+    async def run():
+        cache = RedisCache(redis.url, None, 60, 5.0, 0.01, 30, "frozen")
+        cache.set_many_background([("frozen:k", b"0.5")])
+        await _until(lambda: redis.client().get("frozen:k") == b"0.5", 5, "write-back")
+        assert await cache.get_many(["frozen:k"]) == [b"0.5"]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.perf_counter()
+            first = await cache.get_many(["frozen:k"])
+            during = await asyncio.gather(*(cache.get_many(["frozen:k"]) for _ in range(5)))
+            waited = time.perf_counter() - t0
+            assert first is None and during == [None] * 5
+            assert waited < 2.5  # the budget (10 ms) with generous slack; the socket timeout is 5 s
+            await _until(lambda: cache.open, 10, "breaker opening after the socket timeout")
+            mgets = _counting(cache, "mget")
+            assert await cache.get_many(["frozen:k"]) is None and mgets[0] == 0
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await _until(lambda: not cache.open, 15, "recovery after SIGCONT")
+        assert await cache.get_many(["frozen:k"]) == [b"0.5"]
+        assert cache.trips == 1
+        await cache.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        redis.stop()
+
+
+def test_redis_restart_opens_the_breaker_once_despite_stale_pooled_connections(tmp_path, kit, caplog):
+    """Eight pooled connections die with the old process; only the first failure may count."""
+    redis = kit.RedisServer(tmp_path / "redis-restart")
+    caplog.set_level(logging.INFO, logger="model_server.cache")
+
+    async def run():
+        cache = RedisCache(redis.url, None, 60, 0.5, 0.5, 30, "restart")
+        await asyncio.gather(*(cache._redis.ping() for _ in range(8)))  # eight idle pooled connections
+        redis.stop()
+        redis.start()  # same port, empty
+        value = None
+        for i in range(600):  # a request stream: a look-up, then write-backs over a few ticks
+            got = await cache.get_many(["restart:k"])
+            value = got and got[0]
+            if value == b"0.25" and i > 100:
+                break
+            for j in range(4):  # concurrent writes, as under load: several pooled connections in use
+                cache.set_many_background([(f"restart:{i}:{j}", b"1"), ("restart:k", b"0.25")])
+                await asyncio.sleep(0)
+            await asyncio.sleep(0.01)
+        assert value == b"0.25", "cache never recovered"
+        await cache.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        redis.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "model_server.cache"]
+    assert sum("redis unavailable" in m for m in messages) == 1, messages
+    assert sum("reachable again" in m for m in messages) == 1, messages
 
 
 # ---------------------------------------------------------------- micro-batcher
@@ -285,7 +377,7 @@ def test_buffered_histograms_have_prometheus_semantics():
 
 def test_concurrent_lookups_are_coalesced_into_one_mget(redis_server):
     async def run():
-        cache = RedisCache(redis_server.url, None, 60, 0.5, 30, "coalesce")
+        cache = RedisCache(redis_server.url, None, 60, 0.5, 0.5, 30, "coalesce")
         cache.set_many_background([(f"coalesce:{i}", str(i).encode()) for i in range(3)])
         await asyncio.sleep(0.05)
         calls = []
