@@ -361,6 +361,7 @@ class ModelServer:
         model on values near 3e38): the input is the cause, so no 500 and no log line per request."""
         names = model.validator.names
         j = max(range(len(row)), key=lambda k: abs(row[k]))
+        self.metrics.invalid_scores.labels(self.settings.model_name).inc()
         if model.version not in self._non_finite_logged:
             self._non_finite_logged.add(model.version)
             log.warning(

@@ -115,6 +115,14 @@ class Metrics:
         self.requests = Counter(
             "model_requests_total", "/predict responses by HTTP status code", ["model", "code"], registry=r
         )
+        # A model that scores rows as NaN/inf answers 422 (the input is the trigger) but is broken: the canary
+        # analysis counts these next to the 5xx (rules: model:requests:error_ratio_2m).
+        self.invalid_scores = Counter(
+            "model_invalid_scores_total",
+            "Requests answered 422 because the model scored a row as NaN or infinity",
+            ["model"],
+            registry=r,
+        )
         self.cache = Counter(
             "model_cache_requests_total", "Redis cache look-ups", ["model", "result"], registry=r
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import select
 import time
 
@@ -60,9 +61,16 @@ def test_a_value_beyond_float32_is_a_named_422(inproc_server, kit):
     assert resp.status_code == 200, resp.text
 
 
+def _invalid_scores(server) -> float:
+    text = server.client.get("/metrics").text
+    found = re.search(r'^model_invalid_scores_total\{model="inproc"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
 def test_a_score_that_overflows_is_a_named_422_not_a_500(inproc_server, kit, caplog):
     """score = 10*f0 + ...: in range for f0 = 3e38, but infinite in float32."""
     caplog.set_level(logging.INFO)
+    before = _invalid_scores(inproc_server)
     resp = inproc_server.post(_body(kit.row(0) | {"f0": 3e38}))
     assert resp.status_code == 422, resp.text
     err = resp.json()["error"]
@@ -74,6 +82,8 @@ def test_a_score_that_overflows_is_a_named_422_not_a_500(inproc_server, kit, cap
         assert inproc_server.post(_body(kit.row(2) | {"f0": 3e38})).status_code == 422
     assert not [r for r in caplog.records if r.exc_info], "no traceback for a client's input"
     assert sum("non-finite score" in r.getMessage() for r in caplog.records) == 1  # once per version
+    # ... and counted, so the canary analysis fails a model that scores NaN whatever the input
+    assert _invalid_scores(inproc_server) - before == 22
 
 
 @pytest.mark.parametrize("digits", [21, 5000])
