@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
+.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk policy-pack pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
         check check-all policy-config model-promote model-rollback
 
 $(UV):
@@ -136,3 +136,7 @@ lowest-sdk: $(UV)
 	.venv-lowest/bin/python -c "import importlib.metadata as m; print('pulumi', m.version('pulumi'))"
 	.venv-lowest/bin/pytest -n 2 -p no:cacheprovider tests/test_offline.py tests/test_examples.py tests/components \
 		tests/aws tests/gcp tests/services tests/workloads
+
+# The policy pack as a self-contained directory for `pulumi policy publish` (requirements pinned to the wheel).
+policy-pack: dist
+	$(PYTHON) scripts/policy_pack_bundle.py dist dist/policy-pack

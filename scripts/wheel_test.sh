@@ -6,6 +6,7 @@
 set -euo pipefail
 uv=${1:-uv}
 python=${2:-python3.11}
+case "$uv" in */*) uv=$(cd "$(dirname "$uv")" && pwd)/$(basename "$uv") ;; esac  # steps below change directory
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/mlops-infra-wheel.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -33,4 +34,17 @@ for file in stacks/Pulumi.*.yaml; do
   echo "stack $stack: $(python3 -c "import json; print(len(json.load(open('$stack.json'))['resources']))") resources"
 done
 "$cli" check
+
+# The policy pack as an organisation publishes it: its own directory and virtualenv, the wheel from PyPI's
+# place (here: the dist directory), started the way the Pulumi engine starts it (first stdout line: a port).
+"$python" "$repo/scripts/policy_pack_bundle.py" "$work/dist" "$work/policy-pack"
+"$uv" venv --quiet --python "$python" "$work/policy-pack/venv"
+"$uv" pip install --quiet --python "$work/policy-pack/venv/bin/python" --find-links "$work/dist" \
+  -r "$work/policy-pack/requirements.txt"
+cd "$work/policy-pack"
+port=$(timeout 60 venv/bin/python __main__.py | head -n 1 || true)
+case "$port" in
+  ''|*[!0-9]*) echo "the published policy pack did not start (got: $port)" >&2; exit 1 ;;
+esac
+echo "policy pack served on port $port from its own virtualenv"
 echo "wheel test passed: $(ls "$work"/dist)"
