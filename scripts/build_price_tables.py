@@ -337,7 +337,7 @@ def table_doc(
     cloud: str, region: str, entries: Mapping[str, Entry], absent: Mapping[str, str], datasets: list[Dataset]
 ) -> dict[str, Any]:
     used = sorted({s for e in entries.values() for s in e.sources})
-    sets = [d for d in datasets if d.id in used]
+    sets = [d for d in datasets if d.id in used] or datasets  # nothing priced: every dataset was consulted
     dated = [d.date or d.retrieved for d in sets]
     return {
         "schema": SCHEMA,

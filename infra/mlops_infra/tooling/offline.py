@@ -20,7 +20,7 @@ from typing import Any
 import pulumi
 import yaml
 
-from mlops_infra.platform.config import PROJECT, load_stack, stack_name
+from mlops_infra.platform.config import PROJECT, instance_catalog_path, load_stack, stack_name
 from mlops_infra.tooling import sdk
 from mlops_infra.tooling.plan import SECRET, UNKNOWN, Plan, RecordedResource
 
@@ -436,6 +436,11 @@ def evaluate(
     )
     monitor = RecordingMonitor(mocks)
     engine_config, secret_keys = _engine_config(stack_file)
+    if (
+        config.instance_catalog
+    ):  # the program reads it relative to stacks/; this stack file may live elsewhere
+        where = instance_catalog_path(config.instance_catalog, str(stack_file)).resolve()
+        engine_config[f"{PROJECT}:instanceCatalog"] = str(where)
     exported: dict[str, Any] = {}
 
     def keep(key: str, value: Any, is_secret: bool) -> None:
