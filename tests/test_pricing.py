@@ -66,7 +66,7 @@ def test_table_shape_names_dataset_commit_and_date(table: pricing.PriceTable) ->
 def test_every_catalog_type_is_priced_or_explicitly_absent(table: pricing.PriceTable) -> None:
     """A built-in type missing from a table would be silently unpriced: it must be priced, or listed as not
     offered in that region with the dataset's reason."""
-    names = {i.name for i in catalog.instances(table.cloud, builtin_only=True)}  # type: ignore[arg-type]
+    names = {i.name for i in catalog.instances(table.cloud, builtin_only=True)}
     assert set(table.instances) | set(table.absent) == names
     assert not set(table.instances) & set(table.absent)
     assert all(reason.strip() for reason in table.absent.values())
@@ -76,7 +76,7 @@ def test_every_catalog_type_is_priced_or_explicitly_absent(table: pricing.PriceT
 def test_no_table_is_older_than_the_catalog_claims(table: pricing.PriceTable) -> None:
     """The catalog's rows say when they were read; a table regenerated from an older read of the data (or
     not regenerated after the catalog was) would price with figures older than that claim."""
-    claimed = max(i.as_of for i in catalog.instances(table.cloud, builtin_only=True))  # type: ignore[arg-type]
+    claimed = max(i.as_of for i in catalog.instances(table.cloud, builtin_only=True))
     assert table.retrieved >= claimed, f"{table.file} retrieved {table.retrieved}, catalog claims {claimed}"
 
 

@@ -36,8 +36,11 @@ def _forget_team_types() -> Iterator[None]:
 
 
 def _item(doc: dict[str, Any], group: str, prefix: str = "aws:") -> dict[str, Any]:
-    [item] = [i for i in doc["items"] if i["urn"].endswith(f"-{group}") and i["sku"].startswith(prefix)]
-    return item
+    found: list[dict[str, Any]] = [
+        i for i in doc["items"] if i["urn"].endswith(f"-{group}") and i["sku"].startswith(prefix)
+    ]
+    assert len(found) == 1, found
+    return found[0]
 
 
 def _in_region(region: str) -> Callable[[dict[str, Any]], None]:

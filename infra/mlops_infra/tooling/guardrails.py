@@ -278,7 +278,7 @@ def _check_saved_plan(path: Path, overrides: Any) -> tuple[str, list[Any]]:
 
 def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace, Console], int]]) -> None:
     """Register `cost`, `rightsize` and `check` on the CLI's subparsers with cli.py's handlers."""
-    p = sub.add_parser("cost", help="monthly cost min / expected / max from the price catalog")
+    p = sub.add_parser("cost", help="monthly cost min / expected / max in the stack's region (price tables)")
     p.add_argument("stack", metavar="STACK")
     p.add_argument("--json", action="store_true", help="machine-readable estimate (docs/cli.md)")
     p.add_argument("--usage", metavar="FILE", help="usage file: natGatewayGb, logsGb, bucketGb (per month)")
