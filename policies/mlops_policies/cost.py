@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_infra.components import accelerators, catalog
+from mlops_infra.components import accelerators, catalog, pricing
 from mlops_infra.tooling.cost.estimator import Schedule, estimate
 from mlops_policies.model import (
     Resource,
@@ -97,11 +97,16 @@ def budget_within_limit(resources: Sequence[Resource], config: Mapping[str, Any]
         return
     basis = str(config.get("basis", "expected"))
     schedules = {
-        str(name): Schedule(float(s["hoursPerDayActive"]), float(s["daysPerWeek"]))
+        str(name): Schedule(
+            float(s["hoursPerDayActive"]),
+            float(s["daysPerWeek"]),
+            int(s["activeNodes"]) if isinstance(s.get("activeNodes"), int) else None,
+        )
         for name, s in (config.get("scaleDownSchedules") or {}).items()
         if isinstance(s, Mapping) and "hoursPerDayActive" in s and "daysPerWeek" in s
     }
-    result = estimate(resources, schedules=schedules)
+    region = config.get("region")
+    result = estimate(resources, schedules=schedules, region=region if isinstance(region, str) else None)
     total = getattr(result.monthly, "max" if basis == "max" else "expected")
     if total > limit:
         biggest = sorted(
@@ -146,9 +151,9 @@ def spot_for_nonprod_accelerators(resources: Sequence[Resource], config: Mapping
         if g.accelerator_kind and not g.spot:
             saving = ""
             known = g.known
-            if known:
-                k = known[0]
-                saving = f" (spot is {k.spot_discount:.0%} cheaper for {k.name} per the catalog)"
+            discount = pricing.spot_discount(known[0].name) if known else None
+            if discount is not None:
+                saving = f" (spot is {discount:.0%} cheaper for {known[0].name} per the price tables)"
             yield (
                 g.resource.urn,
                 (
@@ -182,11 +187,13 @@ def allowed_instance_types(r: Resource, config: Mapping[str, Any]) -> Iterator[s
         return
     allowed = [str(p) for p in as_list(config.get("allowed"))] or ["*"]
     denied = [str(p) for p in as_list(config.get("denied"))]
+    team = {str(t) for t in as_list(config.get("teamTypes"))}
     for name in views[0].instance_types:
-        if catalog.find_instance(name) is None:
+        if catalog.find_instance(name) is None and name not in team:
             yield (
-                f"{display(r)}: instance type {name} is not in the price catalog, so its cost is unknown; "
-                "pick a catalog type or add a sourced row to mlops_infra/components/catalog_data"
+                f"{display(r)}: instance type {name} is neither in the instance catalog nor in the stack's "
+                "team catalog file (instanceCatalog), so nothing is known about it; pick a catalog type or "
+                "add it to a team catalog file"
             )
         elif not matches_any(name, allowed) or matches_any(name, denied):
             yield (
@@ -283,6 +290,7 @@ RULES: list[Rule] = [
             "monthlyUsd": {"type": "number"},
             "basis": {"type": "string", "enum": ["expected", "max"]},
             "scaleDownSchedules": {"type": "object"},
+            "region": {"type": "string"},
         },
     ),
     Rule(
@@ -312,11 +320,12 @@ RULES: list[Rule] = [
     Rule(
         "allowed-instance-types",
         "cost",
-        "Node groups use priced, allowed machine types.",
+        "Node groups use known (catalog or team catalog), allowed machine types.",
         resource_check=allowed_instance_types,
         config_schema={
             "allowed": {"type": "array", "items": {"type": "string"}},
             "denied": {"type": "array", "items": {"type": "string"}},
+            "teamTypes": {"type": "array", "items": {"type": "string"}},
         },
     ),
     Rule(

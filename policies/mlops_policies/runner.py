@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from mlops_infra.components import catalog
 from mlops_policies import (
     access,
     charts,
@@ -78,6 +79,11 @@ def resources_from_plan(plan: Plan) -> list[Resource]:
     ]
 
 
+def _team_type(name: str) -> bool:
+    itype = catalog.find_instance(name)
+    return itype is not None and itype.origin != "built-in"
+
+
 def stack_policy_config(config: StackConfig) -> dict[str, Any]:
     """The policy config for one stack: environment defaults + budget + schedules. `check` uses it, and
     `mlops-infra policy-config` writes it to the `--policy-pack-config` file the real engine gets."""
@@ -89,14 +95,26 @@ def stack_policy_config(config: StackConfig) -> dict[str, Any]:
         g.name: {
             "hoursPerDayActive": g.scale_down_schedule.hours_per_day_active,
             "daysPerWeek": g.scale_down_schedule.days_per_week,
+            **(
+                {"activeNodes": g.scale_down_schedule.active_nodes}
+                if g.scale_down_schedule.active_nodes is not None
+                else {}
+            ),
         }
         for g in config.node_groups
         if g.scale_down_schedule is not None
     }
     if schedules:
         budget["scaleDownSchedules"] = schedules
+    if budget and config.region:
+        budget["region"] = config.region  # prices in the stack's region
     if budget:
         result = merge(result, {"budget-within-limit": budget})
+    team = sorted(
+        {t for g in config.node_groups for t in g.instance_types if _team_type(t)}
+    )  # the engine's policy process does not read the stack's team catalog file
+    if team:
+        result = merge(result, {"allowed-instance-types": {"teamTypes": team}})
     if config.workloads.registry:  # a registry the stack names exists outside the plan, with its own login
         result = merge(
             result, {"image-push-targets-declared": {"externalRegistries": [config.workloads.registry]}}

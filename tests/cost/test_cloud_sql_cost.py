@@ -74,4 +74,9 @@ def test_an_edition_without_a_catalog_price_is_not_priced_as_enterprise(
         lambda r: r.type == INSTANCE,
         _settings(edition="ENTERPRISE_PLUS", tier="db-perf-optimized-N-2"),
     )
-    assert _lines(plus) == {}
+    lines = _lines(plus)
+    # counted as one unpriced line (0 in the totals), never priced with the Enterprise rates
+    assert list(lines) == ["cloudsql:ENTERPRISE_PLUS:db-perf-optimized-N-2"]
+    (line,) = lines.values()
+    assert line["unpriced"] is True and line["monthly"] == {"min": 0.0, "expected": 0.0, "max": 0.0}
+    assert "ENTERPRISE_PLUS" in line["reason"]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.components import catalog
+from mlops_infra.components import catalog, pricing
 from mlops_infra.tooling.cli import main, plan_document
 from mlops_infra.tooling.cost.compare import CompareError, compare, to_markdown
 from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH
@@ -42,8 +42,8 @@ def _write_prod_copy(path: Path) -> int:
 
 
 def _expected_max_delta(disk_gb: float) -> float:
-    """4 more g5.2xlarge on demand for 730 h, plus their root volumes, straight from the catalog."""
-    node = catalog.instance("g5.2xlarge").on_demand_hourly * HOURS_PER_MONTH
+    """4 more g5.2xlarge on demand for 730 h, plus their root volumes, straight from the price tables."""
+    node = (pricing.hourly("g5.2xlarge", spot=False, region="us-east-1") or 0.0) * HOURS_PER_MONTH
     disk = catalog.service_price("ebs-gp3-gb-month").price * disk_gb
     return EXTRA_NODES * (node + disk)
 

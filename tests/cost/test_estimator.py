@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from policy.plan_edits import edit_plan
 
-from mlops_infra.components import catalog
+from mlops_infra.components import catalog, pricing
 from mlops_infra.tooling.cli import main
 from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH, Usage, estimate_plan
 from mlops_infra.tooling.plan import Plan
@@ -41,16 +41,19 @@ def test_items_sum_to_totals_and_each_line_is_quantity_times_price(
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod", "prod-gcp"])
-def test_every_line_cites_its_catalog_row(stack_plan: Callable[[str], Plan], stack: str) -> None:
-    doc = estimate_plan(stack_plan(stack)).to_json()
-    assert doc["items"]
+def test_every_line_cites_its_price_row(stack_plan: Callable[[str], Plan], stack: str) -> None:
+    plan = stack_plan(stack)
+    region = plan.config.region if plan.config else None
+    doc = estimate_plan(plan).to_json()
+    assert doc["items"] and doc["region"] == region
     for item in doc["items"]:
+        assert not item["unpriced"]
         parts = item["sku"].split(":")
         if parts[0] in ("aws", "gcp") and len(parts) == 3:
-            row = catalog.instance(parts[1])
-            spot = parts[2] == "spot"
-            assert item["hourly"] == pytest.approx(row.spot_hourly if spot else row.on_demand_hourly)
-            assert item["source"] == f"{row.spot_source if spot else row.source} (as of {row.as_of})"
+            quote = pricing.quote(parts[1], spot=parts[2] == "spot", region=region)
+            assert item["hourly"] == pytest.approx(quote.hourly)
+            assert item["source"] == f"{quote.source} (as of {quote.as_of})"
+            assert item["region"] == region and "catalogs/v7" in item["source"]
         else:
             svc = catalog.service_price(item["sku"])
             per_hour = svc.price if svc.unit == "hour" else svc.price / HOURS_PER_MONTH
@@ -85,11 +88,12 @@ def test_prod_node_groups_and_managed_services(stack_plan: Callable[[str], Plan]
 def test_dev_spot_group_uses_cheapest_spot_type(stack_plan: Callable[[str], Plan]) -> None:
     doc = estimate_plan(stack_plan("dev")).to_json()
     [cpu] = _items(doc, "mlops-dev-cpu", "aws:")
-    options = [catalog.instance(n) for n in ("m6i.xlarge", "m7i.xlarge")]
-    cheapest = min(options, key=lambda i: i.spot_hourly)
-    assert cpu["sku"] == f"aws:{cheapest.name}:spot" and cpu["hourly"] == cheapest.spot_hourly
+    spot = {n: pricing.hourly(n, spot=True, region="us-east-1") for n in ("m6i.xlarge", "m7i.xlarge")}
+    cheapest = min(spot, key=lambda n: spot[n] or math.inf)
+    assert cpu["sku"] == f"aws:{cheapest}:spot" and cpu["hourly"] == spot[cheapest]
     [gpu] = _items(doc, "mlops-dev-gpu-a10g", "aws:")
-    assert gpu["quantity"] == {"min": 0, "expected": 0, "max": 2}
+    # one node 8 h x 5 days a week (the stack's scaleDownSchedule), none otherwise
+    assert gpu["quantity"] == {"min": 0, "expected": pytest.approx(40 / 168, abs=1e-4), "max": 2}
 
 
 def test_tpu_multi_host_pools_count_whole_slices(stack_plan: Callable[[str], Plan]) -> None:
@@ -153,12 +157,15 @@ def test_cost_cli(
     usage.write_text("natGatewayGb: 90\nbucketGb: {'*': 10}\n")
     assert main(["cost", "prod", "--json", "--usage", str(usage)]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert set(doc) == {"currency", "budget", "monthly", "items"}
+    assert {"currency", "budget", "monthly", "items"} <= set(doc)
+    assert {"region", "summary", "priceTables", "warnings"} <= set(doc)
     assert {"urn", "type", "sku", "quantity", "hourly", "monthly", "source"} <= set(doc["items"][0])
+    assert {"region", "estimated", "unpriced"} <= set(doc["items"][0])
     assert math.isclose(sum(i["monthly"]["max"] for i in doc["items"]), doc["monthly"]["max"], abs_tol=0.005)
     assert main(["cost", "prod"]) == 0
     human = capsys.readouterr().out
     assert "total" in human and "budget: 16,000.00 USD (max): within" in human
+    assert "region us-east-1" in human and " items estimated, 0 unpriced" in human
     usage.write_text("natGatewayGB: 90\n")
     assert main(["cost", "prod", "--usage", str(usage)]) == 2
     assert "unknown keys natGatewayGB" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra.components import catalog
+from mlops_infra.components import catalog, pricing
 from mlops_infra.tooling.cli import main
 from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH
 from mlops_infra.tooling.cost.rightsize import (
@@ -70,7 +70,9 @@ def test_serving_requests_are_read_from_the_plan(plan: Plan) -> None:
 def test_oversized_gpu_group_gets_the_smallest_a10g_and_the_saving(plan: Plan) -> None:
     report = rightsize(plan)
     [group] = [g for g in report.groups if g.group == "gpu-a10g"]
-    big, small = catalog.instance("g5.12xlarge"), catalog.instance("g5.xlarge")
+    big, small = (
+        pricing.hourly(n, spot=False, region="us-east-1") or 0.0 for n in ("g5.12xlarge", "g5.xlarge")
+    )
     assert group.current is not None and group.recommended is not None
     # three 1-GPU pods fit one 4-GPU node, leaving one GPU stranded
     assert (group.current.instance_type, group.current.nodes, group.current.stranded_devices) == (
@@ -78,9 +80,9 @@ def test_oversized_gpu_group_gets_the_smallest_a10g_and_the_saving(plan: Plan) -
         1,
         1,
     )
-    assert group.current.monthly == pytest.approx(big.on_demand_hourly * HOURS_PER_MONTH)
+    assert group.current.monthly == pytest.approx(big * HOURS_PER_MONTH)
     assert (group.recommended.instance_type, group.recommended.nodes) == ("g5.xlarge", REPLICAS)
-    assert group.recommended.monthly == pytest.approx(REPLICAS * small.on_demand_hourly * HOURS_PER_MONTH)
+    assert group.recommended.monthly == pytest.approx(REPLICAS * small * HOURS_PER_MONTH)
     assert group.monthly_savings == pytest.approx(group.current.monthly - group.recommended.monthly)
     assert any("stranded" in f for f in group.findings)
     # the neuron group has no workload: reported, no recommendation

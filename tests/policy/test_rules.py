@@ -366,7 +366,7 @@ def test_allowed_instance_types(lax_dev: Plan, stack_plan: Callable[[str], Plan]
         of_type("aws:eks/nodeGroup:NodeGroup", "mlops-dev-cpu"),
         lambda i: i.update(instanceTypes=["x9.mega"]),
     )
-    assert "not in the price catalog" in findings(unknown, "allowed-instance-types")[0].message
+    assert "neither in the instance catalog nor in" in findings(unknown, "allowed-instance-types")[0].message
 
 
 def test_gpu_request_fits_node(stack_plan: Callable[[str], Plan]) -> None:

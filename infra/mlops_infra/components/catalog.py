@@ -1,9 +1,14 @@
-"""Instance and service price catalog: sourced, dated figures for AWS and GCP.
+"""Instance catalog (specs) and service prices: sourced, dated facts for AWS and GCP.
 
-The numbers live in YAML under ``mlops_infra/components/catalog_data`` (read through ``importlib.resources`` so the
-catalog also works from an installed wheel). Every row names where its figures come from and when they
-were read, because cloud prices change (AWS cut P4d/P5 prices by ~40 % in June 2025) and an estimate is
-only as good as the date behind it. Data is parsed and validated once, lazily, on first use.
+The facts live in YAML under ``mlops_infra/components/catalog_data`` (read through ``importlib.resources`` so
+the catalog also works from an installed wheel). Every row names where its figures come from and when they
+were read. Instance *prices* are not here: they are per region, in the generated tables under
+``catalog_data/prices`` that :mod:`mlops_infra.components.pricing` reads. Data is parsed and validated once,
+lazily, on first use.
+
+The built-in instance list is a convenience, not an allow-list: a team adds its own machine types (with
+their facts and, optionally, per-region prices) from a file with :func:`register_instance_file`; a stack
+names such a file with ``instanceCatalog`` and ``mlops-infra cost --catalog FILE`` takes one too.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import functools
 import math
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 import yaml
@@ -29,13 +35,33 @@ _ARCHES: tuple[str, ...] = get_args(Arch)
 _UNITS: tuple[str, ...] = get_args(PriceUnit)
 
 _DATA_PACKAGE = "mlops_infra.components.catalog_data"
+_INSTANCE_KEYS = {
+    "name",
+    "cloud",
+    "vcpu",
+    "memory_gib",
+    "arch",
+    "accelerator_kind",
+    "accelerator",
+    "accelerator_count",
+    "accelerator_memory_gib",
+    "neuron_cores",
+    "max_pods",
+    "source",
+    "as_of",
+    "gke_accelerator",
+    "tpu_topologies",
+}
 _INSTANCE_FILES = ("aws_instances.yaml", "gcp_instances.yaml")
 _SERVICE_FILES = ("aws_services.yaml", "gcp_services.yaml")
 
 
 @dataclass(frozen=True)
 class InstanceType:
-    """One machine type with its specs and reference-region prices (USD)."""
+    """One machine type and its specs; prices are per region (see :mod:`mlops_infra.components.pricing`).
+
+    `source` cites where the specs were read and `as_of` when; `origin` is "built-in" or the team file that
+    registered the type."""
 
     name: str
     cloud: Cloud
@@ -48,18 +74,22 @@ class InstanceType:
     accelerator_memory_gib: float
     neuron_cores: int
     max_pods: int
-    on_demand_hourly: float
-    spot_hourly: float
     source: str
-    spot_source: str
     as_of: str
     gke_accelerator: str | None
     tpu_topologies: tuple[str, ...]
+    origin: str = "built-in"
 
-    @property
-    def spot_discount(self) -> float:
-        """Fraction saved by spot relative to on-demand (0.6 means 60 % cheaper)."""
-        return 1.0 - self.spot_hourly / self.on_demand_hourly
+
+@dataclass(frozen=True)
+class TeamPrice:
+    """A price a team file states for one of its own machine types in one region (USD per node-hour)."""
+
+    on_demand_hourly: float | None
+    spot_hourly: float | None
+    source: str
+    as_of: str
+    origin: str
 
 
 @dataclass(frozen=True)
@@ -72,6 +102,15 @@ class ServicePrice:
     price: float
     source: str
     as_of: str
+
+    @property
+    def estimate_reason(self) -> str:
+        """Why the figure is only an estimate (its citation says UNVERIFIED or DERIVED), else ""."""
+        if "UNVERIFIED" in self.source:
+            return "UNVERIFIED recalled list price"
+        if "DERIVED" in self.source:
+            return "DERIVED figure, not read as such"
+        return ""
 
 
 class UnknownInstanceType(KeyError):
@@ -160,11 +199,13 @@ def _as_of(row: dict[str, Any], defaults: dict[str, Any], where: str) -> str:
 
 
 def _parse_instance(
-    filename: str, raw: Any, defaults: dict[str, Any], sources: dict[str, str]
+    filename: str, raw: Any, defaults: dict[str, Any], sources: dict[str, str], origin: str = "built-in"
 ) -> InstanceType:
     if not isinstance(raw, dict):
         raise CatalogDataError(f"{filename}: every instance row must be a mapping")
     row = {**defaults, **raw}
+    if origin != "built-in":
+        row.pop("prices", None)  # a team file's own prices; register_instance_types reads them
     name = _str(row, "name", filename)
     where = f"{filename}:{name}"
     kind = row.get("accelerator_kind")
@@ -187,14 +228,17 @@ def _parse_instance(
         accelerator_memory_gib=_num(row, "accelerator_memory_gib", where, 0.0),
         neuron_cores=_int(row, "neuron_cores", where, 0),
         max_pods=_int(row, "max_pods", where),
-        on_demand_hourly=_num(row, "on_demand_hourly", where),
-        spot_hourly=_num(row, "spot_hourly", where),
         source=_resolve_sources(where, row.get("source"), sources, "source"),
-        spot_source=_resolve_sources(where, row.get("spot_source"), sources, "spot_source"),
         as_of=_as_of(row, defaults, where),
         gke_accelerator=_opt_str(row, "gke_accelerator", where),
         tpu_topologies=tuple(topologies),
+        origin=origin,
     )
+    unknown = set(row) - _INSTANCE_KEYS
+    if unknown:
+        raise CatalogDataError(
+            f"{where}: unknown keys {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_INSTANCE_KEYS))}"
+        )
     _check_instance(item, where)
     return item
 
@@ -210,8 +254,8 @@ def _check_instance(item: InstanceType, where: str) -> None:
         raise CatalogDataError(f"{where}: tpu_topologies is set exactly for TPU machine types")
     if item.cloud == "aws" and item.gke_accelerator is not None:
         raise CatalogDataError(f"{where}: gke_accelerator is GCP-only")
-    if item.vcpu == 0 or item.memory_gib == 0 or item.max_pods == 0 or item.on_demand_hourly == 0:
-        raise CatalogDataError(f"{where}: vcpu, memory_gib, max_pods and on_demand_hourly must be > 0")
+    if item.vcpu == 0 or item.memory_gib == 0 or item.max_pods == 0:
+        raise CatalogDataError(f"{where}: vcpu, memory_gib and max_pods must be > 0")
 
 
 def _parse_service(
@@ -267,6 +311,122 @@ def _services() -> dict[str, ServicePrice]:
     return table
 
 
+# ---------------------------------------------------------------- team catalog files
+
+# Machine types a team registered from its own file, and the prices that file states for them (by region).
+_team: dict[str, InstanceType] = {}
+_team_prices: dict[str, dict[str, TeamPrice]] = {}
+
+
+def _price_or_none(row: dict[str, Any], key: str, where: str) -> float | None:
+    if row.get(key) is None:
+        return None
+    value = _num(row, key, where)
+    if value == 0:
+        raise CatalogDataError(f"{where}: {key} must be > 0 (leave it out when there is no price)")
+    return value
+
+
+def _parse_team_prices(
+    where: str, raw: Any, item: InstanceType, sources: dict[str, str]
+) -> dict[str, TeamPrice]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise CatalogDataError(f"{where}: prices must map a region to {{on_demand_hourly, spot_hourly}}")
+    out: dict[str, TeamPrice] = {}
+    for region, row in raw.items():
+        at = f"{where}: prices.{region}"
+        if not isinstance(row, dict):
+            raise CatalogDataError(f"{at}: must be a mapping with on_demand_hourly and/or spot_hourly")
+        unknown = set(row) - {"on_demand_hourly", "spot_hourly", "source", "as_of"}
+        if unknown:
+            raise CatalogDataError(f"{at}: unknown keys {', '.join(sorted(unknown))}")
+        on_demand, spot = _price_or_none(row, "on_demand_hourly", at), _price_or_none(row, "spot_hourly", at)
+        if on_demand is None and spot is None:
+            raise CatalogDataError(f"{at}: give on_demand_hourly and/or spot_hourly")
+        source = _resolve_sources(at, row["source"], sources, "source") if "source" in row else item.source
+        out[str(region)] = TeamPrice(
+            on_demand, spot, source, _as_of(row, {"as_of": item.as_of}, at), item.origin
+        )
+    return out
+
+
+def register_instance_types(
+    rows: list[Any],
+    origin: str,
+    *,
+    sources: dict[str, str] | None = None,
+    defaults: dict[str, Any] | None = None,
+) -> list[InstanceType]:
+    """Add a team's machine types (same row schema as ``catalog_data/*_instances.yaml``, plus an optional
+    ``prices: {<region>: {on_demand_hourly, spot_hourly, source}}``). A name the built-in catalog already has,
+    or another team file registered with other facts, raises :class:`CatalogDataError`; registering the same
+    file again is a no-op. A row without ``source`` cites the file; without ``as_of``, today."""
+    sources = sources or {}
+    base = {"arch": "x86_64", "as_of": datetime.date.today().isoformat(), "source": f"team catalog {origin}"}
+    base.update(defaults or {})
+    parsed: list[tuple[InstanceType, dict[str, TeamPrice]]] = []
+    seen: set[str] = set()
+    for raw in rows:
+        item = _parse_instance(origin, raw, base, sources, origin=origin)
+        where = f"{origin}:{item.name}"
+        if item.name in _instances():
+            raise CatalogDataError(
+                f"{where}: {item.name} is already in the built-in catalog; remove it from the team file"
+            )
+        if item.name in seen:
+            raise CatalogDataError(f"{origin}: duplicate instance type {item.name}")
+        seen.add(item.name)
+        prior = _team.get(item.name)
+        if prior is not None and prior != item:
+            raise CatalogDataError(
+                f"{where}: {item.name} is also registered from {prior.origin} with other facts"
+            )
+        parsed.append((item, _parse_team_prices(where, raw.get("prices"), item, sources)))
+    for item, prices in parsed:
+        _team[item.name] = item
+        _team_prices[item.name] = prices
+    return [item for item, _ in parsed]
+
+
+def register_instance_file(path: Path) -> list[InstanceType]:
+    """Register the machine types of a team catalog file (YAML or JSON): ``{sources?, defaults?, instances}``.
+
+    Raises :class:`CatalogDataError` naming the file and row for anything malformed or unreadable."""
+    origin = str(path)
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CatalogDataError(f"{origin}: cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise CatalogDataError(f"{origin}: not valid YAML/JSON: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("instances"), list):
+        raise CatalogDataError(f"{origin}: expected a mapping with an `instances` list (docs/catalog.md)")
+    sources, defaults = doc.get("sources", {}) or {}, doc.get("defaults", {}) or {}
+    if not isinstance(sources, dict) or not isinstance(defaults, dict):
+        raise CatalogDataError(f"{origin}: sources and defaults must be mappings")
+    unknown = set(doc) - {"sources", "defaults", "instances"}
+    if unknown:
+        raise CatalogDataError(f"{origin}: unknown keys {', '.join(sorted(unknown))}")
+    return register_instance_types(doc["instances"], origin, sources=sources, defaults=defaults)
+
+
+def team_prices(name: str) -> dict[str, TeamPrice] | None:
+    """The per-region prices a team file states for its machine type ``name``; None for built-in types."""
+    return dict(_team_prices[name]) if name in _team else None
+
+
+def forget_team_types() -> None:
+    """Drop every registered team type (tests; a long-lived process switching stacks)."""
+    _team.clear()
+    _team_prices.clear()
+
+
+def _all_instances() -> dict[str, InstanceType]:
+    return {**_instances(), **_team} if _team else _instances()
+
+
 def _suggest(name: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     return f"; did you mean {', '.join(close)}?" if close else ""
@@ -276,27 +436,35 @@ def _suggest(name: str, candidates: list[str]) -> str:
 
 
 def instance(name: str) -> InstanceType:
-    """Look up a machine type; raises :class:`UnknownInstanceType` with close-match suggestions."""
-    table = _instances()
+    """Look up a machine type (built-in or registered by a team file); raises :class:`UnknownInstanceType`
+    with close-match suggestions."""
+    table = _all_instances()
     try:
         return table[name]
     except KeyError:
-        raise UnknownInstanceType(f"unknown instance type {name!r}{_suggest(name, list(table))}") from None
+        raise UnknownInstanceType(
+            f"unknown instance type {name!r}{_suggest(name, list(table))} (a type of your own goes in a team "
+            "catalog file: instanceCatalog, docs/catalog.md)"
+        ) from None
 
 
 def find_instance(name: str) -> InstanceType | None:
     """Like :func:`instance` but returns ``None`` for unknown names."""
-    return _instances().get(name)
+    return _all_instances().get(name)
 
 
 def instances(
-    cloud: Cloud | None = None, accelerator_kind: AcceleratorKind | None = None
+    cloud: Cloud | None = None,
+    accelerator_kind: AcceleratorKind | None = None,
+    *,
+    builtin_only: bool = False,
 ) -> list[InstanceType]:
-    """All catalog rows, optionally filtered by cloud and accelerator kind, sorted by name."""
+    """All catalog rows (with registered team types unless `builtin_only`), optionally filtered by cloud and
+    accelerator kind, sorted by name."""
     return sorted(
         (
             i
-            for i in _instances().values()
+            for i in (_instances() if builtin_only else _all_instances()).values()
             if (cloud is None or i.cloud == cloud)
             and (accelerator_kind is None or i.accelerator_kind == accelerator_kind)
         ),

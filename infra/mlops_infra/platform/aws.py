@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pulumi
 
-from mlops_infra.components import catalog
+from mlops_infra.components import pricing
 from mlops_infra.components.aws.addons import AFTER_COMPUTE, BEFORE_COMPUTE, EksAddons, EksAddonsArgs
 from mlops_infra.components.aws.autoscaler_iam import NAMESPACE as CA_NAMESPACE
 from mlops_infra.components.aws.autoscaler_iam import SERVICE_ACCOUNT as CA_SERVICE_ACCOUNT
@@ -40,19 +41,21 @@ def zones_of(config: StackConfig) -> tuple[str, ...]:
     return tuple(f"{config.region}{letter}" for letter in "abc"[: config.defaults.zone_count])
 
 
-def hourly_price(group: NodeGroupConfig) -> float:
-    """The cheapest hourly price among the group's instance types at its capacity type."""
-    types = [catalog.instance(t) for t in group.instance_types]
-    return min(t.spot_hourly if group.capacity == "spot" else t.on_demand_hourly for t in types)
+def hourly_price(group: NodeGroupConfig, region: str | None = None) -> float:
+    """The cheapest hourly price among the group's instance types at its capacity type (in `region`, else the
+    reference region); a type without a price (a team type, or not offered there) ranks last."""
+    spot = group.capacity == "spot"
+    found = [pricing.hourly(t, spot=spot, region=region) for t in group.instance_types]
+    return min((p for p in found if p is not None), default=math.inf)
 
 
-def autoscaler_priorities(groups: list[NodeGroupConfig]) -> list[PriorityGroup]:
+def autoscaler_priorities(groups: list[NodeGroupConfig], region: str | None = None) -> list[PriorityGroup]:
     """Spot before on-demand, then cheaper before dearer. Only groups that can fit a pod compete, so this
     orders e.g. a spot GPU group before an on-demand fallback GPU group. EKS names a managed group's ASG
     `eks-<group>-<uuid>`; the uuid part keeps `gpu` from also matching `gpu-a10g`."""
     ranked = sorted(
         (g for g in groups if g.role != "system"),
-        key=lambda g: (g.capacity != "spot", hourly_price(g), g.name),
+        key=lambda g: (g.capacity != "spot", hourly_price(g, region), g.name),
     )
     return [
         PriorityGroup(pattern=f"^eks-{g.name}-[0-9a-f-]{{36}}$", priority=10 * (len(ranked) - i))
@@ -230,7 +233,7 @@ class AwsPlatform(pulumi.ComponentResource):
                     region=config.region,
                     service_account=CA_SERVICE_ACCOUNT,
                     service_account_annotations={ROLE_ARN_ANNOTATION: role.arn},
-                    priorities=autoscaler_priorities(list(config.node_groups)),
+                    priorities=autoscaler_priorities(list(config.node_groups), config.region),
                     replicas=config.defaults.controller_replicas,
                     namespace=CA_NAMESPACE,
                 ),

@@ -222,10 +222,12 @@ class Taint(Model):
 
 
 class ScaleDownSchedule(Model):
-    """A group that runs above its minimum only part of the week (e.g. a dev GPU pool on workdays)."""
+    """A group that runs above its minimum only part of the week (e.g. a dev GPU pool on workdays): the cost
+    estimate's `expected` counts `activeNodes` (default: the desired size) in those hours, minSize otherwise."""
 
     hours_per_day_active: float = Field(gt=0, le=24)
     days_per_week: float = Field(gt=0, le=7)
+    active_nodes: int | None = Field(default=None, ge=0, le=1000)
 
 
 class NodeGroupConfig(Model):
@@ -438,6 +440,8 @@ class StackConfig(Model):
     workloads: WorkloadsConfig = WorkloadsConfig()
     budget: BudgetConfig | None = None
     tags: dict[str, str] = Field(default_factory=dict)
+    # A team's own machine types (facts and optional prices), path relative to the stack file's directory.
+    instance_catalog: str | None = None
 
     @property
     def defaults(self) -> EnvironmentDefaults:
@@ -674,6 +678,7 @@ def parse_stack_config(raw: Mapping[str, Any], file: str, stack: str | None = No
             )
             del raw[key]
     problems += _stack_name_problems(raw, file, stack)
+    problems += _register_instance_catalog(raw, file)
     _apply_environment_defaults(raw)
     try:
         config: StackConfig | None = StackConfig.model_validate(raw)
@@ -693,6 +698,24 @@ def parse_stack_config(raw: Mapping[str, Any], file: str, stack: str | None = No
         raise ConfigError(problems)
     assert config is not None
     return config
+
+
+def instance_catalog_path(value: str, file: str) -> Path:
+    """Where `instanceCatalog` points: relative paths are taken from the stack file's directory."""
+    path = Path(value)
+    return path if path.is_absolute() else Path(file).parent / path
+
+
+def _register_instance_catalog(raw: Mapping[str, Any], file: str) -> list[Problem]:
+    """Register the stack's team catalog before the instance types are checked, so they can name its types."""
+    value = raw.get("instanceCatalog")
+    if not isinstance(value, str) or not value:
+        return []
+    try:
+        catalog.register_instance_file(instance_catalog_path(value, file))
+    except catalog.CatalogDataError as exc:
+        return [Problem(file, f"{PROJECT}:instanceCatalog", value, str(exc))]
+    return []
 
 
 def _stack_name_problems(raw: Mapping[str, Any], file: str, stack: str | None) -> list[Problem]:
@@ -828,6 +851,13 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
             add(
                 f"{path}.desiredSize",
                 group.desired_size,
+                f"must lie between minSize ({group.min_size}) and maxSize ({group.max_size})",
+            )
+        active = group.scale_down_schedule.active_nodes if group.scale_down_schedule else None
+        if active is not None and not group.min_size <= active <= group.max_size:
+            add(
+                f"{path}.scaleDownSchedule.activeNodes",
+                active,
                 f"must lie between minSize ({group.min_size}) and maxSize ({group.max_size})",
             )
         if group.role == "system" and group.capacity == "spot":

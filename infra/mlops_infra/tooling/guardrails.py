@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from mlops_infra.components import catalog
 from mlops_infra.platform.config import ConfigError, Problem
 from mlops_infra.tooling.cost.estimator import Estimate, Usage, UsageError, estimate_plan, load_usage
 from mlops_infra.tooling.plan import Plan
@@ -63,8 +66,19 @@ def _unit_price(hourly: float, unit: str) -> str:
     return f"{price:.4g}/{unit}"
 
 
+def _register_catalog(path: str | None) -> None:
+    """`cost --catalog FILE`: a team's own machine types, known before the stack is read."""
+    if path is None:
+        return
+    try:
+        catalog.register_instance_file(Path(path))
+    except catalog.CatalogDataError as exc:
+        raise GuardrailInputError(str(exc)) from None
+
+
 def print_estimate(plan: Plan, result: Estimate, out: Console) -> None:
-    table = Table(title=f"{plan.stack}: monthly cost (USD, 730 h/month)")
+    region = result.region or "unknown"
+    table = Table(title=f"{plan.stack}: monthly cost (USD, 730 h/month), region {region}")
     for column in ("resource", "sku", "qty min/exp/max", "unit price", "min", "expected", "max"):
         table.add_column(
             column, justify="right" if column not in ("resource", "sku") else "left", overflow="fold"
@@ -74,9 +88,9 @@ def print_estimate(plan: Plan, result: Estimate, out: Console) -> None:
         m = item.monthly
         table.add_row(
             item.urn.rsplit("::", 1)[-1],
-            item.sku,
+            item.sku + (" *" if item.estimated and not item.unpriced else ""),
             f"{q.min:g} / {q.expected:g} / {q.max:g}",
-            _unit_price(item.hourly, item.unit),
+            "unpriced" if item.unpriced else _unit_price(item.hourly, item.unit),
             _money(m.min),
             _money(m.expected),
             _money(m.max),
@@ -85,6 +99,19 @@ def print_estimate(plan: Plan, result: Estimate, out: Console) -> None:
     table.add_section()
     table.add_row("total", "", "", "", _money(total.min), _money(total.expected), _money(total.max))
     out.print(table)
+    tables = ", ".join(f"{t.file} (as of {t.as_of})" for t in result.tables) or "none used"
+    out.print(f"region: {region}; instance price tables: {tables}", soft_wrap=True)
+    out.print(
+        f"{result.estimated_count} items estimated, {result.unpriced_count} unpriced "
+        f"(of {len(result.items)}; unpriced items count 0 in the totals)"
+    )
+    reasons = Counter("; ".join(i.estimated) for i in result.items if i.estimated and not i.unpriced)
+    for reason, count in sorted(reasons.items()):
+        out.print(f"  * {count} estimated: {reason}", soft_wrap=True)
+    for item in result.items:
+        if item.unpriced:
+            name = item.urn.rsplit("::", 1)[-1]
+            out.print(f"  unpriced: {name} {item.sku}: {item.unpriced}", soft_wrap=True)
     if result.budget:
         basis = str(result.budget.get("basis", "expected"))
         value = total.max if basis == "max" else total.expected
@@ -97,8 +124,11 @@ def print_estimate(plan: Plan, result: Estimate, out: Console) -> None:
 
 def cmd_cost(args: argparse.Namespace, out: Console, plan_of: Callable[[str], Plan]) -> int:
     usage = _usage(args.usage)
+    _register_catalog(getattr(args, "catalog", None))
     plan = plan_of(args.stack)
     result = estimate_plan(plan, usage)
+    for warning in result.warnings:
+        print(f"warning: {plan.stack}: {warning}", file=sys.stderr)
     if getattr(args, "compare", None):
         return _cost_compare(args, out, plan, result)
     if args.format == "markdown":
@@ -248,10 +278,15 @@ def _check_saved_plan(path: Path, overrides: Any) -> tuple[str, list[Any]]:
 
 def add_parsers(sub: Any, handlers: dict[str, Callable[[argparse.Namespace, Console], int]]) -> None:
     """Register `cost`, `rightsize` and `check` on the CLI's subparsers with cli.py's handlers."""
-    p = sub.add_parser("cost", help="monthly cost min / expected / max from the price catalog")
+    p = sub.add_parser("cost", help="monthly cost min / expected / max in the stack's region (price tables)")
     p.add_argument("stack", metavar="STACK")
     p.add_argument("--json", action="store_true", help="machine-readable estimate (docs/cli.md)")
     p.add_argument("--usage", metavar="FILE", help="usage file: natGatewayGb, logsGb, bucketGb (per month)")
+    p.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help="team catalog file: extra instance types with their facts and optional prices (docs/catalog.md)",
+    )
     p.add_argument(
         "--compare",
         metavar="BASE",

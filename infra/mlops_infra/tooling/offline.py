@@ -23,7 +23,7 @@ from typing import Any, cast
 import pulumi
 import yaml
 
-from mlops_infra.platform.config import PROJECT, StackConfig, load_stack, stack_name
+from mlops_infra.platform.config import PROJECT, StackConfig, instance_catalog_path, load_stack, stack_name
 from mlops_infra.tooling import sdk
 from mlops_infra.tooling.plan import SECRET, UNKNOWN, Plan, RecordedResource
 
@@ -443,6 +443,11 @@ def evaluate(
         gcp_project=config.gcp_project,
     )
     engine_config, secret_keys = _engine_config(stack_file)
+    if (
+        config.instance_catalog
+    ):  # the program reads it relative to stacks/; this stack file may live elsewhere
+        where = instance_catalog_path(config.instance_catalog, str(stack_file)).resolve()
+        engine_config[f"{PROJECT}:instanceCatalog"] = str(where)
     return _record(program, mocks, engine_config, secret_keys, config)
 
 

@@ -2,13 +2,21 @@
 
 The estimator reads resources (type token + camelCase inputs), not the stack config, so the very same code
 prices an offline plan (`mlops-infra cost`) and the resources the Pulumi engine hands the policy pack
-(`budget-within-limit`). Conventions follow Infracost: 730 hours a month, list prices of the catalog's
-reference region, usage-based charges (NAT GB processed, S3/GCS GB stored, log GB ingested) only from a
-usage file, never guessed.
+(`budget-within-limit`). Conventions follow Infracost: 730 hours a month, usage-based charges (NAT GB
+processed, S3/GCS GB stored, log GB ingested) only from a usage file, never guessed.
+
+Prices: instances in the stack's region (`aws:region` / `gcp:region`) from the generated tables
+(components/pricing.py); a region without a table is priced with the cloud's reference-region figures and
+every such item is marked estimated (with a warning). Managed services carry reference-region figures only
+(us-east-1 / us-central1), marked estimated in any other region. An item is *estimated* when its figure is
+not a dataset figure for its own region (fallback region, derived, flagged, UNVERIFIED, team-supplied), and
+*unpriced* when there is no figure at all (type not offered in the region, team type without a price, a SKU
+the catalog lacks): unpriced items keep their quantities, count 0 in the totals and are counted, never dropped.
 
 Quantities:
 - node groups: min / desired / max nodes. `desired` is the creation size; with a `scaleDownSchedule` on the
-  group's config, expected = min + (desired - min) x active share of the week.
+  group's config, expected = min + (active - min) x active share of the week, where active is the
+  schedule's `activeNodes` (default: desired).
 - several instance types in one group: on-demand uses the first (EKS managed groups allocate on-demand with
   the `prioritized` strategy), spot the cheapest spot price (`price-capacity-optimized` favours it).
 - TPU multi-host node pools count whole slices: node counts are rounded up to a multiple of hosts per slice.
@@ -20,6 +28,7 @@ Quantities:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
-from mlops_infra.components import catalog
+from mlops_infra.components import catalog, pricing
 from mlops_infra.components.k8s.objects import dig
 
 if TYPE_CHECKING:
@@ -94,6 +103,9 @@ class CostItem:
     source: str
     unit: str = "hour"
     note: str = ""
+    region: str | None = None  # region the price is for
+    estimated: tuple[str, ...] = ()  # why the figure is only an estimate
+    unpriced: str = ""  # why there is no figure (hourly is then 0)
 
     @property
     def monthly(self) -> Range:
@@ -109,13 +121,18 @@ class CostItem:
             "urn": self.urn,
             "type": self.type,
             "sku": self.sku,
-            "quantity": self.quantity.to_json(4),
+            "quantity": self.quantity.to_json(6),
             "hourly": round(self.hourly, 10),
             "unitPrice": round(self.hourly * (1.0 if self.unit == "hour" else HOURS_PER_MONTH), 6),
             "monthly": self.monthly.to_json(),
             "unit": self.unit,
             "source": self.source,
+            "region": self.region,
+            "estimated": bool(self.estimated) and not self.unpriced,
+            "unpriced": bool(self.unpriced),
         }
+        if self.unpriced or self.estimated:
+            doc["reason"] = self.unpriced or "; ".join(self.estimated)
         if self.note:
             doc["note"] = self.note
         return doc
@@ -125,7 +142,9 @@ class CostItem:
 class Estimate:
     items: list[CostItem]
     budget: dict[str, Any] | None = None
-    unpriced: list[str] = field(default_factory=list)
+    region: str | None = None  # the stack's region
+    warnings: list[str] = field(default_factory=list)
+    tables: list[pricing.PriceTable] = field(default_factory=list)  # price tables the items used
 
     @property
     def monthly(self) -> Range:
@@ -134,12 +153,35 @@ class Estimate:
             *(round(sum((getattr(t, k) for t in totals), 0.0), 2) for k in ("min", "expected", "max"))
         )
 
+    @property
+    def estimated_count(self) -> int:
+        return sum(1 for i in self.items if i.estimated and not i.unpriced)
+
+    @property
+    def unpriced_count(self) -> int:
+        return sum(1 for i in self.items if i.unpriced)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "currency": CURRENCY,
             "budget": self.budget,
             "monthly": self.monthly.to_json(),
             "items": [i.to_json() for i in self.items],
+            "region": self.region,
+            "summary": {
+                "items": len(self.items),
+                "estimated": self.estimated_count,
+                "unpriced": self.unpriced_count,
+            },
+            "priceTables": [
+                {
+                    "table": t.file,
+                    "asOf": t.as_of,
+                    "datasets": [d.cite() for d in t.datasets.values()],
+                }
+                for t in self.tables
+            ],
+            "warnings": list(self.warnings),
         }
 
 
@@ -149,6 +191,7 @@ class Schedule:
 
     hours_per_day_active: float
     days_per_week: float
+    active_nodes: int | None = None  # nodes while active; None: the group's desired size
 
     @property
     def active_fraction(self) -> float:
@@ -207,6 +250,48 @@ def _int(value: Any, default: int = 0) -> int:
     return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
 
 
+class _Pricer:
+    """Prices for one estimate in the stack's region; remembers the tables used and what to warn about."""
+
+    def __init__(self, region: str | None) -> None:
+        self.region = region
+        self.warnings: list[str] = []
+        self.tables: dict[str, pricing.PriceTable] = {}
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def instance(self, name: str, spot: bool) -> pricing.Quote:
+        found = pricing.quote(name, spot=spot, region=self.region)
+        itype = catalog.find_instance(name)
+        if itype is not None:
+            reference = pricing.reference_region(itype.cloud)
+            if self.region is None:
+                self.warn(f"the stack names no region: instances priced with {reference} figures (estimated)")
+            elif pricing.table(itype.cloud, self.region) is None:
+                self.warn(
+                    f"no {itype.cloud} price table for region {self.region} (tables: "
+                    f"{', '.join(pricing.regions(itype.cloud))}): instances priced with {reference} figures, "
+                    "every one marked estimated"
+                )
+            if found.region is not None and itype.origin == "built-in":
+                tab = pricing.table(itype.cloud, found.region)
+                if tab is not None:
+                    self.tables.setdefault(tab.file, tab)
+        return found
+
+    def service(self, price: catalog.ServicePrice) -> tuple[str, tuple[str, ...]]:
+        """(region the figure is for, why it is an estimate)."""
+        reference = pricing.reference_region(price.cloud)
+        reasons = [price.estimate_reason] if price.estimate_reason else []
+        if self.region is None:
+            reasons.append(f"stack region unknown: {reference} service price")
+        elif self.region != reference:
+            reasons.append(f"{reference} service price: no per-region service prices are shipped")
+        return reference, tuple(reasons)
+
+
 def _service(sku: str) -> catalog.ServicePrice | None:
     try:
         return catalog.service_price(sku)
@@ -219,10 +304,17 @@ def _hourly(price: catalog.ServicePrice) -> float:
     return price.price if price.unit == "hour" else price.price / HOURS_PER_MONTH
 
 
-def _service_item(r: PricedResource, sku: str, quantity: Range, note: str = "") -> CostItem | None:
+def _unpriced(
+    r: PricedResource, sku: str, quantity: Range, why: str, unit: str = "hour", note: str = ""
+) -> CostItem:
+    return CostItem(r.urn, r.type, sku, quantity, 0.0, "", unit, note, unpriced=why)
+
+
+def _service_item(r: PricedResource, sku: str, quantity: Range, pricer: _Pricer, note: str = "") -> CostItem:
     price = _service(sku)
     if price is None:
-        return None
+        return _unpriced(r, sku, quantity, f"no catalog price for {sku}", note=note)
+    region, reasons = pricer.service(price)
     return CostItem(
         r.urn,
         r.type,
@@ -232,54 +324,65 @@ def _service_item(r: PricedResource, sku: str, quantity: Range, note: str = "") 
         f"{price.source} (as of {price.as_of})",
         price.unit,
         note,
+        region,
+        reasons,
     )
 
 
-def _pick_instance(names: Sequence[str], spot: bool) -> catalog.InstanceType | None:
-    known = [i for i in (catalog.find_instance(n) for n in names) if i is not None]
-    if not known:
+def _pick_instance(names: Sequence[str], spot: bool, pricer: _Pricer) -> pricing.Quote | None:
+    """On-demand: the first type (EKS launches it first); spot: the cheapest priced type."""
+    quotes = [pricer.instance(n, spot) for n in names]
+    if not quotes:
         return None
-    return min(known, key=lambda i: i.spot_hourly) if spot else known[0]
+    priced = [q for q in quotes if q.hourly is not None]
+    if spot and priced:
+        return min(priced, key=lambda q: q.hourly or 0.0)
+    return quotes[0]
 
 
-def _instance_item(
-    r: PricedResource, itype: catalog.InstanceType, spot: bool, nodes: Range, note: str
-) -> CostItem:
-    hourly = itype.spot_hourly if spot else itype.on_demand_hourly
-    source = itype.spot_source if spot else itype.source
+def _instance_item(r: PricedResource, found: pricing.Quote, nodes: Range, note: str) -> CostItem:
+    cloud = r.type.split(":", 1)[0]
+    sku = f"{cloud}:{found.name}:{'spot' if found.spot else 'on-demand'}"
+    if found.hourly is None:
+        return _unpriced(r, sku, nodes, found.unpriced, note=note)
     return CostItem(
         r.urn,
         r.type,
-        f"{itype.cloud}:{itype.name}:{'spot' if spot else 'on-demand'}",
+        sku,
         nodes,
-        hourly,
-        f"{source} (as of {itype.as_of})",
+        found.hourly,
+        f"{found.source} (as of {found.as_of})",
         "hour",
         note,
+        found.region,
+        found.estimated,
     )
 
 
-def _schedule_for(schedules: Mapping[str, Schedule], *names: str) -> Schedule | None:
-    """A group's schedule by its config name; GKE slice pools are named `<group>-s<i>`."""
+def _schedule_for(schedules: Mapping[str, Schedule], *names: str) -> tuple[Schedule | None, int | None]:
+    """A group's schedule by its config name, and the slice index for GKE slice pools (`<group>-s<i>`)."""
     for name in names:
         if name in schedules:
-            return schedules[name]
+            return schedules[name], None
     for name in names:
         base, _, suffix = name.rpartition("-s")
         if base in schedules and suffix.isdigit():
-            return schedules[base]
-    return None
+            return schedules[base], int(suffix)
+    return None, None
 
 
 def _node_range(min_n: int, desired: int, max_n: int, schedule: Schedule | None) -> tuple[Range, str]:
     expected = float(desired)
     note = ""
-    if schedule is not None and desired > min_n:
-        expected = min_n + (desired - min_n) * schedule.active_fraction
-        note = (
-            f"expected assumes scale-down to {min_n} outside {schedule.hours_per_day_active:g} h/day x "
-            f"{schedule.days_per_week:g} days/week"
-        )
+    if schedule is not None:
+        active = desired if schedule.active_nodes is None else schedule.active_nodes
+        active = max(min_n, min(max_n, active))
+        if active > min_n:
+            expected = min_n + (active - min_n) * schedule.active_fraction
+            note = (
+                f"expected: {active} node(s) {schedule.hours_per_day_active:g} h/day x "
+                f"{schedule.days_per_week:g} days/week, {min_n} otherwise"
+            )
     return Range(float(min_n), expected, float(max_n)), note
 
 
@@ -295,33 +398,36 @@ def _launch_template_disk(r: PricedResource, by_urn: Mapping[str, PricedResource
 
 
 def _eks_node_group(
-    r: PricedResource, by_urn: Mapping[str, PricedResource], schedules: Mapping[str, Schedule]
+    r: PricedResource,
+    by_urn: Mapping[str, PricedResource],
+    schedules: Mapping[str, Schedule],
+    pricer: _Pricer,
 ) -> list[CostItem]:
     p = r.props
     spot = str(p.get("capacityType", "ON_DEMAND")).upper() == "SPOT"
-    itype = _pick_instance(list(p.get("instanceTypes") or []), spot)
-    if itype is None:
+    found = _pick_instance([str(n) for n in p.get("instanceTypes") or []], spot, pricer)
+    if found is None:
         return []
     scaling = p.get("scalingConfig") or {}
     min_n, max_n = _int(scaling.get("minSize")), _int(scaling.get("maxSize"))
     desired = _int(scaling.get("desiredSize"), min_n)
     group = str(p.get("nodeGroupName") or r.name)
-    nodes, note = _node_range(min_n, desired, max_n, _schedule_for(schedules, group, r.name))
-    items = [_instance_item(r, itype, spot, nodes, note)]
+    nodes, note = _node_range(min_n, desired, max_n, _schedule_for(schedules, group, r.name)[0])
     disk = _int(p.get("diskSize"), 0) or _launch_template_disk(r, by_urn) or EKS_DEFAULT_DISK_GB
-    ebs = _service_item(r, "ebs-gp3-gb-month", nodes.scale(disk), f"{disk} GB root volume per node")
-    if ebs is not None:
-        items.append(ebs)
-    return items
+    return [
+        _instance_item(r, found, nodes, note),
+        _service_item(r, "ebs-gp3-gb-month", nodes.scale(disk), pricer, f"{disk} GB root volume per node"),
+    ]
 
 
-def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule]) -> list[CostItem]:
+def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule], pricer: _Pricer) -> list[CostItem]:
     p = r.props
     node_config = p.get("nodeConfig") or {}
     spot = bool(node_config.get("spot") or node_config.get("preemptible"))
-    itype = catalog.find_instance(str(node_config.get("machineType", "")))
-    if itype is None:
+    machine = str(node_config.get("machineType", ""))
+    if not machine:
         return []
+    itype = catalog.find_instance(machine)
     zones = max(1, len(p.get("nodeLocations") or []))
     auto = p.get("autoscaling") or {}
     fixed = _int(p.get("nodeCount"), _int(p.get("initialNodeCount"), 0))
@@ -339,7 +445,7 @@ def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule]) -> list
     )
     note_parts = []
     topology = dig(p, "placementPolicy", "tpuTopology")
-    if itype.accelerator_kind == "tpu" and isinstance(topology, str):
+    if itype is not None and itype.accelerator_kind == "tpu" and isinstance(topology, str):
         try:
             hosts = catalog.tpu_hosts(itype.name, topology)
         except (ValueError, KeyError):
@@ -347,35 +453,50 @@ def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule]) -> list
         if hosts > 1:
             min_n, desired, max_n = (hosts * math.ceil(n / hosts) for n in (min_n, desired, max_n))
             note_parts.append(f"{topology} slice = {hosts} hosts; counted in whole slices")
-    nodes, note = _node_range(min_n, desired, max_n, _schedule_for(schedules, str(p.get("name") or r.name)))
+    schedule, index = _schedule_for(schedules, str(p.get("name") or r.name))
+    if schedule is not None and index is not None and schedule.active_nodes is not None:
+        # a group's active nodes fill its slice pools in order (each pool holds max_n nodes)
+        share = max(0, min(max_n, schedule.active_nodes - index * max_n))
+        schedule = dataclasses.replace(schedule, active_nodes=share)
+    nodes, note = _node_range(min_n, desired, max_n, schedule)
     if note:
         note_parts.append(note)
-    items = [_instance_item(r, itype, spot, nodes, "; ".join(note_parts))]
     disk = _int(node_config.get("diskSizeGb"), GKE_DEFAULT_DISK_GB)
-    pd = _service_item(r, "gce-pd-balanced-gb-month", nodes.scale(disk), f"{disk} GB boot disk per node")
-    if pd is not None:
-        items.append(pd)
-    return items
+    return [
+        _instance_item(r, pricer.instance(machine, spot), nodes, "; ".join(note_parts)),
+        _service_item(
+            r, "gce-pd-balanced-gb-month", nodes.scale(disk), pricer, f"{disk} GB boot disk per node"
+        ),
+    ]
 
 
-def _cloud_sql_instance(r: PricedResource) -> list[CostItem] | None:
+def _cloud_sql_instance(r: PricedResource, pricer: _Pricer) -> list[CostItem]:
     settings = r.props.get("settings") or {}
-    if settings.get("edition", "ENTERPRISE") != "ENTERPRISE":
-        return None
+    edition = settings.get("edition", "ENTERPRISE")
+    tier_name = str(settings.get("tier", ""))
+    if edition != "ENTERPRISE":
+        return [
+            _unpriced(
+                r, f"cloudsql:{edition}:{tier_name}", _one(), f"Cloud SQL {edition} edition is not priced"
+            )
+        ]
     try:
-        tier = catalog.cloud_sql_tier(str(settings.get("tier", "")))
+        tier = catalog.cloud_sql_tier(tier_name)
     except ValueError:
-        return None
+        return [
+            _unpriced(
+                r, f"cloudsql:{tier_name}", _one(), "only custom tiers db-custom-<vCPUs>-<MB> are priced"
+            )
+        ]
     factor_row = _service("cloudsql-ha-factor")
     factor = factor_row.price if (factor_row and settings.get("availabilityType") == "REGIONAL") else 1.0
     note = "REGIONAL (HA): primary and standby billed" if factor > 1 else ""
     disk = _int(settings.get("diskSize"), 10)
-    items = [
-        _service_item(r, "cloudsql-enterprise-vcpu", _one(tier.vcpu * factor), note),
-        _service_item(r, "cloudsql-enterprise-memory-gb", _one(tier.memory_gb * factor), note),
-        _service_item(r, "cloudsql-ssd-gb-month", _one(disk * factor), note),
+    return [
+        _service_item(r, "cloudsql-enterprise-vcpu", _one(tier.vcpu * factor), pricer, note),
+        _service_item(r, "cloudsql-enterprise-memory-gb", _one(tier.memory_gb * factor), pricer, note),
+        _service_item(r, "cloudsql-ssd-gb-month", _one(disk * factor), pricer, note),
     ]
-    return [i for i in items if i is not None]
 
 
 def _one(n: float = 1.0) -> Range:
@@ -388,66 +509,60 @@ def _resource_items(
     schedules: Mapping[str, Schedule],
     usage: Usage,
     nat_count: int,
+    pricer: _Pricer,
 ) -> list[CostItem] | None:
     """Priced lines for one resource; None when the type carries no price of its own."""
     p = r.props
-    items: list[CostItem | None]
+    items: list[CostItem]
     match r.type:
         case "aws:eks/cluster:Cluster":
             extended = dig(p, "upgradePolicy", "supportType") == "EXTENDED"
-            items = [
-                _service_item(
-                    r, "eks-control-plane-extended-support" if extended else "eks-control-plane", _one()
-                )
-            ]
+            sku = "eks-control-plane-extended-support" if extended else "eks-control-plane"
+            items = [_service_item(r, sku, _one(), pricer)]
         case "gcp:container/cluster:Cluster":
-            items = [_service_item(r, "gke-cluster-management", _one())]
+            items = [_service_item(r, "gke-cluster-management", _one(), pricer)]
         case "aws:eks/nodeGroup:NodeGroup":
-            return _eks_node_group(r, by_urn, schedules)
+            return _eks_node_group(r, by_urn, schedules, pricer)
         case "gcp:container/nodePool:NodePool":
-            return _gke_node_pool(r, schedules)
+            return _gke_node_pool(r, schedules, pricer)
         case "aws:ec2/natGateway:NatGateway":
-            items = [_service_item(r, "nat-gateway-hour", _one())]
+            items = [_service_item(r, "nat-gateway-hour", _one(), pricer)]
             if usage.nat_gateway_gb and nat_count:
                 share = usage.nat_gateway_gb / nat_count
-                items.append(_service_item(r, "nat-gateway-gb", _one(share), "from the usage file"))
+                items.append(_service_item(r, "nat-gateway-gb", _one(share), pricer, "from the usage file"))
         case "aws:elasticache/replicationGroup:ReplicationGroup":
             shards = _int(p.get("numNodeGroups"), 1)
             nodes = _int(p.get("numCacheClusters"), 0) or shards * (
                 1 + _int(p.get("replicasPerNodeGroup"), 0)
             )
-            items = [_service_item(r, f"elasticache:{p.get('nodeType')}", _one(nodes))]
+            items = [_service_item(r, f"elasticache:{p.get('nodeType')}", _one(nodes), pricer)]
         case "aws:elasticache/cluster:Cluster":
             if p.get("replicationGroupId"):
                 return None
-            items = [
-                _service_item(r, f"elasticache:{p.get('nodeType')}", _one(_int(p.get("numCacheNodes"), 1)))
-            ]
+            count = _one(_int(p.get("numCacheNodes"), 1))
+            items = [_service_item(r, f"elasticache:{p.get('nodeType')}", count, pricer)]
         case "aws:rds/instance:Instance":
             factor_row = _service("rds-multi-az-factor")
             factor = factor_row.price if (factor_row and p.get("multiAz") is True) else 1.0
             note = "multi-AZ: standby billed as a second instance" if factor > 1 else ""
+            storage = _one(_int(p.get("allocatedStorage"), 20) * factor)
             items = [
-                _service_item(r, f"rds:{p.get('instanceClass')}", _one(factor), note),
-                _service_item(
-                    r, "rds-storage-gp3-gb-month", _one(_int(p.get("allocatedStorage"), 20) * factor), note
-                ),
+                _service_item(r, f"rds:{p.get('instanceClass')}", _one(factor), pricer, note),
+                _service_item(r, "rds-storage-gp3-gb-month", storage, pricer, note),
             ]
         case "gcp:sql/databaseInstance:DatabaseInstance":
-            return _cloud_sql_instance(r)
+            return _cloud_sql_instance(r, pricer)
         case "aws:kms/key:Key":
-            items = [_service_item(r, "kms-key-month", _one())]
+            items = [_service_item(r, "kms-key-month", _one(), pricer)]
         case "aws:s3/bucket:Bucket" | "aws:s3/bucketV2:BucketV2" | "gcp:storage/bucket:Bucket":
             gb = usage.bucket_gb.get(r.name, usage.bucket_gb.get("*", 0.0))
             if not gb:
                 return None
             sku = "gcs-standard-gb-month" if r.type.startswith("gcp:") else "s3-standard-gb-month"
-            items = [_service_item(r, sku, _one(gb), "from the usage file")]
-        case "aws:ec2/flowLog:FlowLog" | "aws:cloudwatch/logGroup:LogGroup":
-            return None
+            items = [_service_item(r, sku, _one(gb), pricer, "from the usage file")]
         case _:
             return None
-    return [i for i in items if i is not None]
+    return items
 
 
 def estimate(
@@ -456,15 +571,19 @@ def estimate(
     schedules: Mapping[str, Schedule] | None = None,
     usage: Usage | None = None,
     budget: Mapping[str, Any] | None = None,
+    region: str | None = None,
 ) -> Estimate:
-    """Price every resource the catalog knows; `schedules` maps node-group names to scale-down schedules."""
+    """Price every resource in `region` (the stack's); `schedules` maps node-group names to scale-down
+    schedules. Nothing is refused: figures that are not the region's own are marked estimated, missing ones
+    unpriced, and a region without a price table adds a warning."""
     res = list(resources)
     by_urn = {r.urn: r for r in res}
     usage = usage or Usage()
+    pricer = _Pricer(region)
     nat_count = sum(1 for r in res if r.type == "aws:ec2/natGateway:NatGateway")
     items: list[CostItem] = []
     for r in res:
-        found = _resource_items(r, by_urn, schedules or {}, usage, nat_count)
+        found = _resource_items(r, by_urn, schedules or {}, usage, nat_count, pricer)
         if found:
             items.extend(found)
     if usage.logs_gb:
@@ -472,12 +591,17 @@ def estimate(
             (r for r in res if r.type in ("aws:eks/cluster:Cluster", "gcp:container/cluster:Cluster")), None
         )
         if anchor is not None and anchor.type.startswith("aws:"):
-            item = _service_item(
-                anchor, "cloudwatch-logs-ingest-gb", _one(usage.logs_gb), "from the usage file"
+            logs = _one(usage.logs_gb)
+            items.append(
+                _service_item(anchor, "cloudwatch-logs-ingest-gb", logs, pricer, "from the usage file")
             )
-            if item is not None:
-                items.append(item)
-    return Estimate(items=items, budget=dict(budget) if budget else None)
+    return Estimate(
+        items=items,
+        budget=dict(budget) if budget else None,
+        region=region,
+        warnings=pricer.warnings,
+        tables=[pricer.tables[k] for k in sorted(pricer.tables)],
+    )
 
 
 def budget_json(budget: BudgetConfig | None) -> dict[str, Any] | None:
@@ -491,7 +615,9 @@ def schedules_from_config(config: StackConfig) -> dict[str, Schedule]:
     for group in config.node_groups:
         sched = getattr(group, "scale_down_schedule", None)
         if sched is not None:
-            out[group.name] = Schedule(sched.hours_per_day_active, sched.days_per_week)
+            out[group.name] = Schedule(
+                sched.hours_per_day_active, sched.days_per_week, getattr(sched, "active_nodes", None)
+            )
     return out
 
 
@@ -501,11 +627,12 @@ def plan_resources(plan: Plan) -> list[PricedResource]:
 
 
 def estimate_plan(plan: Plan, usage: Usage | None = None) -> Estimate:
-    """The `cost --json` estimate of an offline plan, with the stack's schedules and budget."""
+    """The `cost --json` estimate of an offline plan, with the stack's region, schedules and budget."""
     config = plan.config
     return estimate(
         plan_resources(plan),
         schedules=schedules_from_config(config) if config is not None else {},
         usage=usage,
         budget=budget_json(config.budget) if config is not None else None,
+        region=config.region if config is not None else None,
     )

@@ -10,9 +10,9 @@ requests, so the answer follows what would really be deployed. Per candidate ins
   Jobs/CronJobs must fit on one node but are not counted as steady load (they come and go);
 - candidates keep the accelerator model (A10G stays A10G: the model's latency and memory fit are known).
 
-Monthly figures use the group's capacity type and the catalog's price, 730 h. `--usage` takes observed
-quantiles per workload and recommends requests the way VPA (quantile + 15 %) and Kubecost (quantile / 0.7)
-do, then re-packs with the VPA-style requests.
+Monthly figures use the group's capacity type and the price in the stack's region (price tables), 730 h.
+`--usage` takes observed quantiles per workload and recommends requests the way VPA (quantile + 15 %) and
+Kubecost (quantile / 0.7) do, then re-packs with the VPA-style requests.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlops_infra.components import accelerators, catalog
+from mlops_infra.components import accelerators, catalog, pricing
 from mlops_infra.components.k8s.objects import dig, pod_spec_of, quantity
 from mlops_infra.platform.config import NodeGroupConfig
 from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH
@@ -216,9 +216,18 @@ def fits(shape: PodShape, alloc: Allocatable) -> bool:
 
 
 def pack(
-    pods: Sequence[PodShape], itype: catalog.InstanceType, kind: str, device_resource: str, spot: bool
+    pods: Sequence[PodShape],
+    itype: catalog.InstanceType,
+    kind: str,
+    device_resource: str,
+    spot: bool,
+    region: str | None = None,
 ) -> Packing | None:
-    """First-fit decreasing onto identical nodes; None if some pod fits no node of this type."""
+    """First-fit decreasing onto identical nodes; None if some pod fits no node of this type, or the type has
+    no price in `region` (default: the reference region)."""
+    hourly = pricing.hourly(itype.name, spot=spot, region=region)
+    if hourly is None:
+        return None
     alloc = allocatable(itype, kind, device_resource)
     if alloc.cpu <= 0 or alloc.memory_mib <= 0 or not all(fits(p, alloc) for p in pods):
         return None
@@ -235,7 +244,6 @@ def pack(
         free[2] -= pod.devices
         free[3] -= 1
     count = len(nodes)
-    hourly = itype.spot_hourly if spot else itype.on_demand_hourly
     capacity = {
         "cpu": alloc.cpu * count,
         "memory": alloc.memory_mib * count,
@@ -336,11 +344,17 @@ def _targets(workload: Workload, groups: list[NodeGroupConfig], cloud: str) -> N
     return same_kind[0] if same_kind else None
 
 
-def _current_type(group: NodeGroupConfig) -> catalog.InstanceType | None:
-    known = [i for i in (catalog.find_instance(n) for n in group.instance_types) if i is not None]
-    if not known:
+def _current_type(group: NodeGroupConfig, region: str | None) -> catalog.InstanceType | None:
+    """The type the group runs: on-demand the first, spot the cheapest; only types priced in `region`."""
+    spot = group.capacity == "spot"
+    priced = [
+        (hourly, i)
+        for i in (catalog.find_instance(n) for n in group.instance_types)
+        if i is not None and (hourly := pricing.hourly(i.name, spot=spot, region=region)) is not None
+    ]
+    if not priced:
         return None
-    return min(known, key=lambda i: i.spot_hourly) if group.capacity == "spot" else known[0]
+    return min(priced, key=lambda p: p[0])[1] if spot else priced[0][1]
 
 
 def _candidates(current: catalog.InstanceType) -> list[catalog.InstanceType]:
@@ -356,7 +370,11 @@ def _candidates(current: catalog.InstanceType) -> list[catalog.InstanceType]:
 
 
 def advise_group(
-    group: NodeGroupConfig, assigned: list[Workload], environment: str, cloud: str
+    group: NodeGroupConfig,
+    assigned: list[Workload],
+    environment: str,
+    cloud: str,
+    region: str | None = None,
 ) -> GroupAdvice:
     kind = group.role
     spot = group.capacity == "spot"
@@ -365,9 +383,9 @@ def advise_group(
         advice.findings.append(
             f"keeps {group.min_size} node(s) outside prod; set minSize: 0 so idle accelerators scale to zero"
         )
-    current = _current_type(group)
+    current = _current_type(group, region)
     if current is None:
-        advice.findings.append("no catalog price for its instance types")
+        advice.findings.append(f"no price for its instance types in {region or 'the reference region'}")
         return advice
     if not assigned:
         advice.findings.append(
@@ -385,7 +403,7 @@ def advise_group(
         if w.shape.devices and not math.isclose(w.shape.devices, round(w.shape.devices)):
             advice.findings.append(f"{w.key}: {device_resource} must be whole devices")
     load = steady or transient[:1]  # a group that only runs jobs needs room for one job
-    advice.current = pack(load, current, kind, device_resource, spot)
+    advice.current = pack(load, current, kind, device_resource, spot, region)
     if advice.current is None:
         advice.findings.append(f"a pod of {', '.join(advice.workloads)} does not fit {current.name} at all")
     elif advice.current.stranded_devices:
@@ -397,7 +415,7 @@ def advise_group(
     for itype in _candidates(current):
         if transient and not all(fits(t, allocatable(itype, kind, device_resource)) for t in transient):
             continue
-        packing = pack(load, itype, kind, device_resource, spot)
+        packing = pack(load, itype, kind, device_resource, spot, region)
         if packing is not None:
             options.append(packing)
     if options:
@@ -425,7 +443,9 @@ def rightsize(plan: Plan, observed: Mapping[str, Mapping[str, float]] | None = N
             target = _targets(w, groups, config.cloud)
             if target is not None:
                 by_group[target.name].append(w)
-    report.groups = [advise_group(g, by_group[g.name], config.environment, config.cloud) for g in groups]
+    report.groups = [
+        advise_group(g, by_group[g.name], config.environment, config.cloud, config.region) for g in groups
+    ]
     return report
 
 
