@@ -20,7 +20,8 @@ from rich.console import Console
 
 from mlops_infra import __version__
 from mlops_infra.platform.config import ConfigError, Problem, StackConfig, load_stack, override_warnings
-from mlops_infra.tooling import guardrails, plan_view, policy_files
+from mlops_infra.tooling import guardrails, plan_commands, plan_view, policy_files
+from mlops_infra.tooling.cost.estimator import estimate_plan
 from mlops_infra.tooling.offline import evaluate, resolve_stack_file
 from mlops_infra.tooling.plan import Plan, plan_json
 from mlops_infra.tooling.project import stacks_dir
@@ -107,7 +108,14 @@ def _where(plan: Plan) -> str:
 
 
 def cmd_plan(args: argparse.Namespace, out: Console) -> int:
+    plan_commands.check_flags(args)
     plan = _plan(args.stack)
+    if args.graph:
+        return plan_commands.cmd_graph(args, plan_json(plan))
+    if args.compare:
+        head = plan_json(plan)
+        head["cost"] = estimate_plan(plan).to_json()
+        return plan_commands.cmd_compare(args, out, plan, head)
     if args.json:
         print(json.dumps(plan_document(plan), indent=2, sort_keys=False))
         return EXIT_OK
@@ -171,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="resources a stack would create, evaluated offline")
     p.add_argument("stack", metavar="STACK")
     p.add_argument("--json", action="store_true", help="machine-readable plan (docs/cli.md)")
+    plan_commands.add_arguments(p)
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("render", help="write the stack's Kubernetes manifests and Helm values as YAML")
     p.add_argument("stack", metavar="STACK")
@@ -196,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             err.print(str(problem))
         return EXIT_INVALID
-    except (UsageError, guardrails.GuardrailInputError) as exc:
+    except (UsageError, guardrails.GuardrailInputError, plan_commands.PlanViewError) as exc:
         err.print(str(exc))
         return EXIT_INVALID
     except KeyboardInterrupt:
