@@ -47,7 +47,7 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
 
 
 def _export(ref: str, cwd: Path, into: Path) -> Path:
-    """`git archive REF` unpacked into `into`; returns the repository root's relative path of cwd."""
+    """`git archive REF` unpacked into `into`; returns the top of the repository cwd is in."""
     if ref.startswith("-"):
         raise BaseError(f"--compare {ref!r}: not a git ref or file")
     top = Path(_git(["rev-parse", "--show-toplevel"], cwd).stdout.decode().strip())
@@ -58,7 +58,7 @@ def _export(ref: str, cwd: Path, into: Path) -> Path:
     archive = _git(["archive", "--format=tar", commit], cwd).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
-    return cwd.resolve().relative_to(top.resolve())
+    return top.resolve()
 
 
 def _stack_arg(stack: str, cwd: Path) -> str:
@@ -120,6 +120,17 @@ def _run_base_plan(ref: str, arg: str, root: Path, work: Path) -> dict[str, Any]
     return doc
 
 
+def _relocated(value: Any, old: str, new: str) -> Any:
+    """`value` with every string path under `old` moved under `new`, at any depth."""
+    if isinstance(value, str):
+        return new + value[len(old) :] if value == old or value.startswith(old + os.sep) else value
+    if isinstance(value, dict):
+        return {k: _relocated(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relocated(v, old, new) for v in value]
+    return value
+
+
 def load_base(base: str, stack: str, cwd: Path | None = None) -> Base:
     """The base for STACK: a JSON file when BASE names one, else the `plan --json` of STACK at git ref BASE.
 
@@ -132,10 +143,13 @@ def load_base(base: str, stack: str, cwd: Path | None = None) -> Base:
     arg = _stack_arg(stack, cwd)
     with tempfile.TemporaryDirectory(prefix="mlops-infra-base-") as tmp:
         root = Path(tmp)
-        work = root / _export(base, cwd, root)
+        top = _export(base, cwd, root)
+        work = root / cwd.resolve().relative_to(top)
         stack_file = (
             Path(arg) if Path(arg).suffix in {".yaml", ".yml"} else Path("stacks", f"Pulumi.{arg}.yaml")
         )
         if not (work / stack_file).is_file():
             return Base(None, f"{base} (no such stack)")
-        return Base(_run_base_plan(base, arg, root, work), base)
+        # Inputs that hold a path of the checkout (a Docker build context) read as if the base had been
+        # evaluated where this checkout is: otherwise every such input would differ by the temp directory.
+        return Base(_relocated(_run_base_plan(base, arg, root, work), str(root.resolve()), str(top)), base)

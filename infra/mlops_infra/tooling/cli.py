@@ -20,7 +20,7 @@ from rich.console import Console
 
 from mlops_infra import __version__
 from mlops_infra.platform.config import ConfigError, Problem, StackConfig, load_stack, override_warnings
-from mlops_infra.tooling import guardrails, plan_commands, plan_view, policy_files
+from mlops_infra.tooling import guardrails, plan_commands, plan_view, policy_files, pr_comment
 from mlops_infra.tooling.cost.estimator import estimate_plan
 from mlops_infra.tooling.offline import evaluate, resolve_stack_file
 from mlops_infra.tooling.plan import Plan, plan_json
@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
     guardrails.add_parsers(sub, {"cost": cmd_cost, "rightsize": cmd_rightsize, "check": cmd_check})
     policy_files.add_parser(sub, cmd_policy_config)
+    pr_comment.add_parser(sub, pr_comment.cmd_pr_comment)
     return parser
 
 
@@ -205,7 +206,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             err.print(str(problem))
         return EXIT_INVALID
-    except (UsageError, guardrails.GuardrailInputError, plan_commands.PlanViewError) as exc:
+    except (
+        UsageError,
+        guardrails.GuardrailInputError,
+        plan_commands.PlanViewError,
+        pr_comment.CommentError,
+    ) as exc:
         err.print(str(exc))
         return EXIT_INVALID
     except KeyboardInterrupt:
