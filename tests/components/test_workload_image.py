@@ -15,7 +15,9 @@ EMPTY_TAG = hashlib.sha256().hexdigest()[:16]
 
 def test_default_context_root_is_the_repositorys_workloads() -> None:
     assert REPO_ROOT == ROOT
-    assert (WorkloadImageArgs.__dataclass_fields__["context_root"].default / "serving" / "Dockerfile").is_file()
+    assert (
+        WorkloadImageArgs.__dataclass_fields__["context_root"].default / "serving" / "Dockerfile"
+    ).is_file()
 
 
 def test_each_workload_image_has_its_own_content_tag() -> None:

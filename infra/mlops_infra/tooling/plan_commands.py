@@ -57,7 +57,7 @@ def cmd_compare(args: argparse.Namespace, out: Console, plan: Plan, head: dict[s
     try:
         base = load_base(args.compare, args.stack)
         diff = plan_diff.diff_plans(base.document, head)
-        empty_cost = {"currency": "USD", "budget": None, "monthly": {}, "items": []}
+        empty_cost: dict[str, Any] = {"currency": "USD", "budget": None, "monthly": {}, "items": []}
         cost = compare.compare(base.document if base.document is not None else empty_cost, head)
     except (BaseError, plan_diff.PlanDiffError, compare.CompareError) as exc:
         raise PlanViewError(str(exc)) from None

@@ -97,13 +97,15 @@ class _Graph:
         return parent if parent in self.by_urn else None
 
     def descendants(self, urn: str | None) -> frozenset[str]:
-        """Every resource (not component) under `urn`, at any depth."""
+        """The resources a dependency on component `urn` expands to, as the SDK expands it: its resource
+        children and, through its child components, theirs (not the children of a resource)."""
         if urn not in self._below:
             found: set[str] = set()
             for child in self.children[urn]:
                 if child in self.custom:
                     found.add(child)
-                found |= self.descendants(child)
+                else:
+                    found |= self.descendants(child)
             self._below[urn] = frozenset(found)
         return self._below[urn]
 
