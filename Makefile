@@ -11,7 +11,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_COMPILE_BYTECODE := 1
 
 .PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk policy-pack pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
-        check check-all policy-config model-promote model-rollback
+        check check-all policy-config model-promote model-rollback graphs
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,6 +28,15 @@ tools:
 
 plan: setup
 	$(BIN)/mlops-infra plan $(STACK)
+
+# The architecture pictures of the prod stacks in docs/: the DOT comes from the offline plan and is
+# deterministic (tests/test_architecture_graphs.py fails when a committed one is stale); Graphviz's `dot`
+# (Debian package graphviz, installed by `make tools`) draws the SVG from it.
+graphs: setup tools
+	$(BIN)/mlops-infra plan prod --graph --format dot > docs/architecture-prod.dot
+	dot -Tsvg docs/architecture-prod.dot -o docs/architecture-prod.svg
+	$(BIN)/mlops-infra plan prod-gcp --graph --format dot > docs/architecture-prod-gcp.dot
+	dot -Tsvg docs/architecture-prod-gcp.dot -o docs/architecture-prod-gcp.svg
 
 # `pulumi` runs the program with the uv toolchain (Pulumi.yaml: it looks `uv` up on PATH) and the policy pack
 # with .venv's python: both directories go on PATH.
@@ -88,8 +97,8 @@ model-rollback: setup
 	$(RETRAIN_JOB) rollback
 
 lint: setup
-	$(BIN)/ruff check infra tests policies workloads monitoring examples
-	$(BIN)/ruff format --check infra tests policies workloads monitoring examples
+	$(BIN)/ruff check infra tests policies workloads monitoring examples scripts
+	$(BIN)/ruff format --check infra tests policies workloads monitoring examples scripts
 	$(BIN)/lint-imports
 
 typecheck: setup

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs the system tools the tests run for real (promtool, redis-server, wrk) when they are missing.
+# Installs the system tools the tests and `make graphs` run for real (promtool, redis-server, wrk, Graphviz's
+# dot) when they are missing.
 # Needs root or sudo with apt (Debian/Ubuntu); elsewhere it says what to install and stops.
 set -euo pipefail
 need=()
-for pair in promtool:prometheus redis-server:redis-server wrk:wrk; do
+for pair in promtool:prometheus redis-server:redis-server wrk:wrk dot:graphviz; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
 done
 [ ${#need[@]} -eq 0 ] && exit 0

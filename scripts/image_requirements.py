@@ -32,7 +32,9 @@ def render(requirements_in: Path, versions: dict[str, str]) -> str:
             continue
         key = name.lower().replace("_", "-")
         if key not in versions:
-            raise SystemExit(f"{requirements_in}: {name} is not in uv.lock; add it to pyproject.toml and lock")
+            raise SystemExit(
+                f"{requirements_in}: {name} is not in uv.lock; add it to pyproject.toml and lock"
+            )
         lines.append(f"{name}=={versions[key]}\n")
     return "".join(lines)
 

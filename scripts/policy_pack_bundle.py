@@ -28,7 +28,9 @@ version: {version}
 def main(dist: Path, out: Path) -> int:
     wheels = sorted(dist.glob("mlops_infra-*.whl"))
     if len(wheels) != 1:
-        print(f"{dist}: expected one mlops_infra wheel, found {len(wheels)} (run `make dist`)", file=sys.stderr)
+        print(
+            f"{dist}: expected one mlops_infra wheel, found {len(wheels)} (run `make dist`)", file=sys.stderr
+        )
         return 2
     version = wheels[0].name.split("-")[1]
     lock = tomllib.loads((ROOT / "uv.lock").read_text())

@@ -6,8 +6,8 @@ earlier step should have created is missing (no credentials, no kubeconfig, no `
 an unknown module, a missing file, a git ref the checkout did not fetch).
 
 Run as `python fake_tools.py KIND INVOKED-PATH ARGS...` from small wrapper scripts (see `write_wrapper`).
-Offline, read-only `mlops-infra` subcommands that take about a second (`validate`, `policy-config`) run the
-real CLI from the clone; the slow ones (`check`, `plan`, `cost`, `render`, ...) are recorded, and the test
+Offline `mlops-infra` subcommands that take about a second (`validate`, `policy-config`, and `pr-comment`, which
+reaches GitHub only through the fake `gh`) run the real CLI from the clone; the slow ones (`check`, `plan`, `cost`, `render`, ...) are recorded, and the test
 checks their argv against the real parser afterwards.
 """
 
@@ -150,6 +150,10 @@ def module_found(module: str, project: bool) -> bool:
     return importlib.machinery.PathFinder.find_spec(module.split(".")[0], roots) is not None
 
 
+# Standard-library-only scripts the workflows run: executed for real, so their output files exist.
+STDLIB_SCRIPTS = {"policy_pack_bundle.py"}
+
+
 def python(invoked: Path, args: list[str], project: bool) -> int:
     venv = invoked.parent.parent
     rest = list(args)
@@ -165,8 +169,14 @@ def python(invoked: Path, args: list[str], project: bool) -> int:
         if not module_found(module, project):
             raise Fail(f"{invoked}: No module named {module}")
         return 0
-    if rest and rest[0] != "-c" and not Path(rest[0]).is_file():
-        raise Fail(f"{invoked}: can't open file '{rest[0]}': [Errno 2] No such file or directory", 2)
+    if rest and rest[0] != "-c":
+        script = Path(rest[0])
+        if not script.is_file():
+            raise Fail(f"{invoked}: can't open file '{rest[0]}': [Errno 2] No such file or directory", 2)
+        if script.name in STDLIB_SCRIPTS:
+            return subprocess.call([sys.executable, str(script), *rest[1:]])
+        if script.name == "__main__.py" and (script.parent / "PulumiPolicy.yaml").is_file():
+            print(45678, flush=True)  # a policy analyzer's first stdout line: the port it serves on
     return 0
 
 
@@ -204,7 +214,7 @@ def uv(args: list[str]) -> int:
         # `uv pip install --python VENV/bin/python WHEEL`: the wheel's console script in that venv.
         interpreter = Path(option(args, "--python") or "")
         wheels = [a for a in args[2:] if a.endswith(".whl")]
-        missing = [w for w in wheels if not Path(w).is_file()]
+        missing = [w for w in wheels + options(args, "-r") if not Path(w).is_file()]
         if missing:
             raise Fail(f"error: Distribution not found at: {missing[0]}", 2)
         if not interpreter.is_file():
@@ -223,7 +233,8 @@ def mlops_infra(args: list[str]) -> int:
     if args[:1] in (
         ["validate"],
         ["policy-config"],
-    ):  # offline and about a second: the real CLI, clone's code
+        ["pr-comment"],
+    ):  # offline (pr-comment: through the fake gh) and about a second: the real CLI, clone's code
         workspace = os.environ["FAKE_WORKSPACE"]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join([f"{workspace}/infra", f"{workspace}/policies"]))
         return subprocess.run(
@@ -242,8 +253,9 @@ def mlops_infra(args: list[str]) -> int:
     if args[:1] == ["render"] and out:
         Path(out).mkdir(parents=True, exist_ok=True)
     if option(args, "--format") == "markdown":
+        marker = f"<!-- mlops-infra-{args[0]}:{args[1]} -->"  # the hidden marker the real CLI writes
         print(
-            f"### Monthly cost: {args[1]}\n\n| | min | expected | max |\n|---|---:|---:|---:|\n| delta | 0 | 0 | 0 |"
+            f"{marker}\n### Plan of {args[1]}\n\n| | min | expected | max |\n|---|---:|---:|---:|\n| delta | 0 | 0 | 0 |"
         )
     return 0
 
@@ -435,7 +447,47 @@ def gh(args: list[str]) -> int:
     body = option(args, "--body-file")
     if body and body != "-" and not Path(body).is_file():
         raise Fail(f"open {body}: no such file or directory")
+    if args[:1] == ["api"]:
+        return gh_api(args[1:])
     return 0
+
+
+def gh_api(args: list[str]) -> int:
+    """`gh api` on a PR's issue comments, kept in a JSON file beside the call log: list (one JSON array per
+    page, back to back, as `--paginate` prints them), create and edit. Comments are written by FAKE_GH_LOGIN
+    (default: the Actions token's bot); FAKE_GH_PAGE_SIZE sets the page size."""
+    state_file = Path(
+        os.environ.get("FAKE_GH_STATE") or Path(os.environ["FAKE_LOG"]).parent / "gh-comments.json"
+    )
+    comments: list[dict[str, Any]] = json.loads(state_file.read_text()) if state_file.is_file() else []
+    method = option(args, "--method") or option(args, "-X") or "GET"
+    endpoint = next(a for a in args if a.startswith("repos/"))
+    path = endpoint.split("?", 1)[0]
+    if m := re.fullmatch(r"repos/[^/]+/[^/]+/issues/(\d+)/comments", path):
+        issue = int(m.group(1))
+        if method == "GET":
+            mine = [c for c in comments if c["issue"] == issue]
+            size = int(os.environ.get("FAKE_GH_PAGE_SIZE", "100"))
+            pages = [mine[i : i + size] for i in range(0, len(mine), size)] or [[]]
+            sys.stdout.write("".join(json.dumps(page) for page in pages))
+            return 0
+        if method == "POST":
+            body = json.loads(sys.stdin.read())["body"]
+            login = os.environ.get("FAKE_GH_LOGIN", "github-actions[bot]")
+            comment = {"id": 1000 + len(comments), "issue": issue, "body": body, "user": {"login": login}}
+            comments.append(comment)
+            state_file.write_text(json.dumps(comments))
+            print(json.dumps(comment))
+            return 0
+    if (m := re.fullmatch(r"repos/[^/]+/[^/]+/issues/comments/(\d+)", path)) and method == "PATCH":
+        target = next((c for c in comments if c["id"] == int(m.group(1))), None)
+        if target is None:
+            raise Fail("gh: Not Found (HTTP 404)")
+        target["body"] = json.loads(sys.stdin.read())["body"]
+        state_file.write_text(json.dumps(comments))
+        print(json.dumps(target))
+        return 0
+    raise Fail(f"gh api: no model for {method} {endpoint} in tests/ci/fake_tools.py")
 
 
 def sudo(args: list[str]) -> int:

@@ -14,6 +14,7 @@ Set MLOPS_WORKFLOW_TEST_WORKTREE=1 to run the jobs on the uncommitted working tr
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -276,14 +277,22 @@ PLANTED = [
         "Policy pack on every stack",
         "python3.11",
     ),
-    ("pr.yml", "cost", _swap_last_two, None, "Post or update the PR comment", "open cost.md: no such file"),
+    ("pr.yml", "diff", _swap_last_two, None, "Post or update one PR comment", "plan-dev.md: cannot read"),
     (
         "pr.yml",
-        "cost",
+        "diff",
         lambda job: job["steps"][0]["with"].pop("fetch-depth"),
         None,
-        "Cost of each cloud stack",
+        "Resource changes and cost delta",
         "--compare 'origin/main': neither a file nor a commit",
+    ),
+    (
+        "pr.yml",
+        "diff",
+        lambda job: job["steps"][-1]["env"].pop("GH_TOKEN"),
+        None,
+        "Post or update one PR comment",
+        "set the GH_TOKEN environment variable",
     ),
     (
         "pr.yml",
@@ -318,3 +327,15 @@ def test_a_planted_missing_prerequisite_fails_its_step(
     assert run.failed is not None, f"the planted defect went unnoticed: {run.report()}"
     assert run.failed.name.startswith(step), run.report()
     assert message in run.failed.output, run.report()
+
+
+def test_the_pr_diff_job_leaves_one_comment_per_cloud_stack(runner: Runner, tmp_path: Path) -> None:
+    """The real `mlops-infra pr-comment` posts through the fake `gh api`: one comment per stack file, each
+    starting with its stack's marker (what the next push finds and edits)."""
+    run = runner.run(_workflow("pr.yml"), "diff")
+    assert run.failed is None, run.report()
+    comments = json.loads((tmp_path / "diff" / "gh-comments.json").read_text())
+    firsts = sorted(c["body"].splitlines()[0] for c in comments)
+    stacks = ["dev", "prod", "prod-gcp", "test"]
+    assert firsts == [f"<!-- mlops-infra-plan:{s} -->" for s in stacks]
+    assert {c["issue"] for c in comments} == {42}

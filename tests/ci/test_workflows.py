@@ -94,7 +94,7 @@ def test_least_privilege_permissions() -> None:
         uses_oidc = any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])
         assert ("id-token" in writes) == uses_oidc, f"{file}:{name}: id-token only where a role is assumed"
         if "pull-requests" in writes:
-            assert any("gh pr comment" in s.get("run", "") for s in job["steps"]), (file, name)
+            assert any("mlops-infra pr-comment" in s.get("run", "") for s in job["steps"]), (file, name)
 
 
 def test_checkout_never_persists_credentials_and_no_long_lived_keys() -> None:
@@ -141,16 +141,20 @@ def test_deploy_order_and_prod_approval() -> None:
     assert promote["prod"]["environment"] == "prod"
 
 
-def test_pr_cost_comment_covers_every_cloud_stack() -> None:
-    job = _load(WORKFLOWS / "pr.yml")["jobs"]["cost"]
+def test_pr_comment_covers_every_cloud_stack_one_file_each() -> None:
+    """Every cloud stack's diff is written to its own file and every file is posted (one comment per stack)."""
+    job = _load(WORKFLOWS / "pr.yml")["jobs"]["diff"]
     script = "\n".join(_runs(job))
     cloud_stacks = {
         p.name.split(".")[1]
         for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
         if yaml.safe_load(p.read_text())["config"].get("mlops-platform:cloud") != "local"
     }
-    covered = set(re.findall(r"mlops-infra cost (\S+) --compare", script))
-    assert covered == cloud_stacks
+    written = dict(re.findall(r"mlops-infra plan (\S+) --compare \S+ --format markdown > (\S+)", script))
+    assert set(written) == cloud_stacks
+    assert len(set(written.values())) == len(written)
+    [post] = [c for run in _runs(job) for c in _commands(run) if c[1:2] == ["pr-comment"]]
+    assert set(post[2:]) >= set(written.values())
 
 
 def _commands(run: str) -> list[list[str]]:
@@ -198,8 +202,6 @@ def test_every_run_step_calls_a_defined_target_or_a_real_command_line() -> None:
                     assert _parses(mlops_parser(), cmd[1:]), f"mlops-infra rejects: {where}"
                 elif cmd[:3] == [".venv/bin/python", "-m", "retrain_job"]:
                     assert _parses(retrain_parser(), cmd[3:]), f"retrain_job rejects: {where}"
-                elif cmd[:3] == ["gh", "pr", "comment"]:
-                    assert "--body-file" in cmd, where
                 else:
                     pytest.fail(f"run step outside the Makefile/CLIs: {where}")
     assert seen >= 20

@@ -76,6 +76,7 @@ SYSTEM_TOOLS = [
     "realpath",
     "date",
     "sleep",
+    "timeout",
     "xargs",
     "cut",
     "tee",

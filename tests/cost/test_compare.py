@@ -111,7 +111,7 @@ def test_against_git_ref_runs_the_base_revision(
 ) -> None:
     repo = tmp_path / "repo"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("infra", "policies", "stacks", "monitoring"):
+    for name in ("infra", "policies", "stacks", "monitoring", "workloads"):
         shutil.copytree(ROOT / name, repo / name, ignore=ignore)
     shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
     _git(repo, "init", "-q")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]  # infra/mlops_infra/components/images.py
 IGNORED_PARTS = {"__pycache__", "tests", "bench", ".pytest_cache"}
 
 
@@ -60,6 +60,8 @@ class WorkloadImage(pulumi.ComponentResource):
     def __init__(self, name: str, args: WorkloadImageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("mlops:images:WorkloadImage", name, None, opts)
         context = args.context_root / args.workload
+        if not (context / "Dockerfile").is_file():
+            raise ValueError(f"{context}: no Dockerfile to build the {args.workload!r} image from")
         tag = context_hash(context)
         registry = None
         if args.registry.username is not None:

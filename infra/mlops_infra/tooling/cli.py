@@ -20,7 +20,8 @@ from rich.console import Console
 
 from mlops_infra import __version__
 from mlops_infra.platform.config import ConfigError, Problem, StackConfig, load_stack, override_warnings
-from mlops_infra.tooling import guardrails, plan_view, policy_files
+from mlops_infra.tooling import guardrails, plan_commands, plan_view, policy_files, pr_comment
+from mlops_infra.tooling.cost.estimator import estimate_plan
 from mlops_infra.tooling.offline import (
     ProgramError,
     evaluate,
@@ -130,12 +131,21 @@ def _program_plan(args: argparse.Namespace) -> Plan:
 
 
 def cmd_plan(args: argparse.Namespace, out: Console) -> int:
+    plan_commands.check_flags(args)
+    if args.program and args.compare:
+        raise UsageError("--compare evaluates a stack of this repository at BASE; it does not take --program")
     if args.program:
         plan = _program_plan(args)
     elif args.stack:
         plan = _plan(args.stack)
     else:
         raise UsageError("plan needs a STACK, or --program module:function")
+    if args.graph:
+        return plan_commands.cmd_graph(args, plan_json(plan))
+    if args.compare:
+        head = plan_json(plan)
+        head["cost"] = estimate_plan(plan).to_json()
+        return plan_commands.cmd_compare(args, out, plan, head)
     if args.json:
         print(json.dumps(plan_document(plan), indent=2, sort_keys=False))
         return EXIT_OK
@@ -204,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="record a team's own Pulumi program instead (STACK, if given, only supplies its config)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable plan (docs/cli.md)")
+    plan_commands.add_arguments(p)
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("render", help="write the stack's Kubernetes manifests and Helm values as YAML")
     p.add_argument("stack", metavar="STACK")
@@ -211,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_render)
     guardrails.add_parsers(sub, {"cost": cmd_cost, "rightsize": cmd_rightsize, "check": cmd_check})
     policy_files.add_parser(sub, cmd_policy_config)
+    pr_comment.add_parser(sub, pr_comment.cmd_pr_comment)
     return parser
 
 
@@ -229,7 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             err.print(str(problem))
         return EXIT_INVALID
-    except (UsageError, guardrails.GuardrailInputError) as exc:
+    except (
+        UsageError,
+        guardrails.GuardrailInputError,
+        plan_commands.PlanViewError,
+        pr_comment.CommentError,
+    ) as exc:
         err.print(str(exc))
         return EXIT_INVALID
     except KeyboardInterrupt:

@@ -4,27 +4,20 @@ The diff is a pure function over two `cost --json` objects (a `plan --json` obje
 field is used). Items are matched by URN; a resource priced on several lines (compute and disk of a node
 group) is summed first, so a changed instance type shows as one changed resource, not a removal and an add.
 
-A git ref as BASE is evaluated with the BASE's own code, not this tree's: the ref is exported with
-`git archive` into a temporary directory and the base's own CLI (`python -m <its cli module> plan STACK --json`) runs there with
-`PYTHONPATH=<base>/infra:<base>/policies` and the same relative working directory. The figure is then what
-the base revision itself would have reported, so a pricing or program change shows up in the delta too.
+A git ref as BASE is evaluated with the BASE's own code, not this tree's (tooling/base_plan.py, shared with
+`plan --compare`): the figure is what the base revision itself would have reported, so a pricing or program
+change shows up in the delta too.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import os
-import subprocess
-import sys
-import tarfile
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from mlops_infra.tooling.base_plan import BaseError, load_base
+
 BOUNDS = ("min", "expected", "max")
-PLAN_TIMEOUT_S = 300
 
 
 class CompareError(Exception):
@@ -135,13 +128,14 @@ def _short(urn: str) -> str:
     return urn.rsplit("::", 1)[-1]
 
 
-def to_markdown(diff: Mapping[str, Any], stack: str, base_label: str) -> str:
-    """A pull-request comment: totals first (what a reviewer reads), then one row per changed resource."""
+def to_markdown(diff: Mapping[str, Any], stack: str, base_label: str, embedded: bool = False) -> str:
+    """A pull-request comment: totals first (what a reviewer reads), then one row per changed resource.
+    `embedded`: a section of a larger comment (`plan --compare --format markdown`): no marker, a lower heading."""
     cur = diff["currency"]
     base, head, delta = diff["base"]["monthly"], diff["head"]["monthly"], diff["delta"]["monthly"]
-    lines = [
-        "<!-- mlops-infra-cost -->",
-        f"### Monthly cost of `{stack}` vs `{base_label}` ({cur}, 730 h/month)",
+    lines = [] if embedded else ["<!-- mlops-infra-cost -->"]
+    lines += [
+        f"{'####' if embedded else '###'} Monthly cost of `{stack}` vs `{base_label}` ({cur}, 730 h/month)",
         "",
         "| | min | expected | max |",
         "|---|---:|---:|---:|",
@@ -180,103 +174,14 @@ def to_markdown(diff: Mapping[str, Any], stack: str, base_label: str) -> str:
 # ---------------------------------------------------------------------------------------------------- base
 
 
-def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True, timeout=120)
-    except FileNotFoundError:
-        raise CompareError("git is not installed: pass a saved `plan --json` file as --compare") from None
-    except subprocess.CalledProcessError as exc:
-        msg = exc.stderr.decode(errors="replace").strip().splitlines()
-        raise CompareError(f"git {' '.join(args[:2])}: {msg[-1] if msg else 'failed'}") from None
-
-
-def _export(ref: str, cwd: Path, into: Path) -> Path:
-    """`git archive REF` unpacked into `into`; returns the repository root's relative path of cwd."""
-    if ref.startswith("-"):
-        raise CompareError(f"--compare {ref!r}: not a git ref or file")
-    top = Path(_git(["rev-parse", "--show-toplevel"], cwd).stdout.decode().strip())
-    try:
-        commit = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd).stdout.decode().strip()
-    except CompareError:
-        raise CompareError(f"--compare {ref!r}: neither a file nor a commit in this repository") from None
-    archive = _git(["archive", "--format=tar", commit], cwd).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return cwd.resolve().relative_to(top.resolve())
-
-
-def _stack_arg(stack: str, cwd: Path) -> str:
-    """The stack argument as the base checkout sees it: names stay, paths become cwd-relative."""
-    path = Path(stack)
-    if path.suffix not in {".yaml", ".yml"} and not path.exists():
-        return stack
-    try:
-        return str(path.resolve().relative_to(cwd.resolve()))
-    except ValueError:
-        raise CompareError(
-            f"{stack}: a stack file outside the working directory has no counterpart in a git ref; "
-            "compare against a saved `plan --json` file instead"
-        ) from None
-
-
-def _cli_module(root: Path) -> str:
-    """The base revision's CLI module: `mlops_infra.tooling.cli`, or `mlops_infra.cli` before the layers."""
-    return (
-        "mlops_infra.tooling.cli"
-        if (root / "infra/mlops_infra/tooling/cli.py").is_file()
-        else "mlops_infra.cli"
-    )
-
-
 def base_document(base: str, stack: str, cwd: Path | None = None) -> tuple[dict[str, Any], str]:
-    """The base's `cost`/`plan --json` document and a label for it: a JSON file, else a git ref.
-
-    A stack that does not exist in the base revision (a new stack) has an empty base: every item is added.
-    """
-    cwd = cwd or Path.cwd()
-    candidate = Path(base)
-    if candidate.is_file():
-        try:
-            doc = json.loads(candidate.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CompareError(f"{base}: not a readable JSON file ({exc})") from None
-        if not isinstance(doc, dict):
-            raise CompareError(f"{base}: not a `plan --json` or `cost --json` object")
-        cost_of(doc)
-        return doc, candidate.name
-    arg = _stack_arg(stack, cwd)
-    with tempfile.TemporaryDirectory(prefix="mlops-infra-base-") as tmp:
-        root = Path(tmp)
-        rel = _export(base, cwd, root)
-        work = root / rel
-        stack_file = (
-            Path(arg) if Path(arg).suffix in {".yaml", ".yml"} else Path("stacks", f"Pulumi.{arg}.yaml")
-        )
-        if not (work / stack_file).is_file():
-            return {
-                "currency": "USD",
-                "budget": None,
-                "monthly": _zero(),
-                "items": [],
-            }, f"{base} (no such stack)"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(root / "infra"), str(root / "policies")])
-        try:
-            proc = subprocess.run(
-                [sys.executable, "-m", _cli_module(root), "plan", arg, "--json"],
-                cwd=work,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=PLAN_TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired:
-            raise CompareError(f"plan of {arg} at {base} took over {PLAN_TIMEOUT_S} s") from None
-        if proc.returncode != 0:
-            tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise CompareError(f"plan of {arg} at {base} failed (exit {proc.returncode}): {tail}")
-        try:
-            doc = json.loads(proc.stdout)
-        except json.JSONDecodeError as exc:
-            raise CompareError(f"plan of {arg} at {base} printed no JSON ({exc})") from None
-    return doc, base
+    """The base's `cost`/`plan --json` document and a label for it (tooling/base_plan.py: a JSON file, else a
+    git ref run with its own code). A stack the base revision does not have costs nothing there."""
+    try:
+        found = load_base(base, stack, cwd)
+    except BaseError as exc:
+        raise CompareError(str(exc)) from None
+    if found.document is None:
+        return {"currency": "USD", "budget": None, "monthly": _zero(), "items": []}, found.label
+    cost_of(found.document)
+    return found.document, found.label

@@ -1,0 +1,155 @@
+"""The plan a change is compared against (`plan --compare BASE`, `cost --compare BASE`): a saved JSON file, or a
+git ref evaluated with the BASE's own code, not this tree's.
+
+A git ref is exported with `git archive` into a temporary directory and the base's own CLI
+(`python -m <its cli module> plan STACK --json`) runs there with `PYTHONPATH=<base>/infra:<base>/policies` and the
+same relative working directory. The document is then what the base revision itself would have reported, so
+a change of the program, the pricing or the policies shows up in the comparison too. One implementation for
+both commands: they read different fields of the same `plan --json` object.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PLAN_TIMEOUT_S = 300
+
+
+class BaseError(Exception):
+    """A base that cannot be read or evaluated: reported on stderr, exit code 2."""
+
+
+@dataclass(frozen=True)
+class Base:
+    """The base's JSON document (None: the stack does not exist at the base ref) and a label for reports."""
+
+    document: dict[str, Any] | None
+    label: str
+
+
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=True, timeout=120)
+    except FileNotFoundError:
+        raise BaseError("git is not installed: pass a saved `plan --json` file as --compare") from None
+    except subprocess.CalledProcessError as exc:
+        msg = exc.stderr.decode(errors="replace").strip().splitlines()
+        raise BaseError(f"git {' '.join(args[:2])}: {msg[-1] if msg else 'failed'}") from None
+
+
+def _export(ref: str, cwd: Path, into: Path) -> Path:
+    """`git archive REF` unpacked into `into`; returns the top of the repository cwd is in."""
+    if ref.startswith("-"):
+        raise BaseError(f"--compare {ref!r}: not a git ref or file")
+    top = Path(_git(["rev-parse", "--show-toplevel"], cwd).stdout.decode().strip())
+    try:
+        commit = _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd).stdout.decode().strip()
+    except BaseError:
+        raise BaseError(f"--compare {ref!r}: neither a file nor a commit in this repository") from None
+    archive = _git(["archive", "--format=tar", commit], cwd).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return top.resolve()
+
+
+def _stack_arg(stack: str, cwd: Path) -> str:
+    """The stack argument as the base checkout sees it: names stay, paths become cwd-relative."""
+    path = Path(stack)
+    if path.suffix not in {".yaml", ".yml"} and not path.exists():
+        return stack
+    try:
+        return str(path.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        raise BaseError(
+            f"{stack}: a stack file outside the working directory has no counterpart in a git ref; "
+            "compare against a saved `plan --json` file instead"
+        ) from None
+
+
+def _cli_module(root: Path) -> str:
+    """The base revision's CLI module: `mlops_infra.tooling.cli`, or `mlops_infra.cli` before the layers."""
+    return (
+        "mlops_infra.tooling.cli"
+        if (root / "infra/mlops_infra/tooling/cli.py").is_file()
+        else "mlops_infra.cli"
+    )
+
+
+def _read_file(path: Path) -> Base:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BaseError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(doc, dict):
+        raise BaseError(f"{path}: not a `plan --json` or `cost --json` object")
+    return Base(doc, path.name)
+
+
+def _run_base_plan(ref: str, arg: str, root: Path, work: Path) -> dict[str, Any]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "infra"), str(root / "policies")])
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", _cli_module(root), "plan", arg, "--json"],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PLAN_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise BaseError(f"plan of {arg} at {ref} took over {PLAN_TIMEOUT_S} s") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise BaseError(f"plan of {arg} at {ref} failed (exit {proc.returncode}): {tail}")
+    try:
+        doc = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise BaseError(f"plan of {arg} at {ref} printed no JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise BaseError(f"plan of {arg} at {ref} printed no JSON object")
+    return doc
+
+
+def _relocated(value: Any, old: str, new: str) -> Any:
+    """`value` with every string path under `old` moved under `new`, at any depth."""
+    if isinstance(value, str):
+        return new + value[len(old) :] if value == old or value.startswith(old + os.sep) else value
+    if isinstance(value, dict):
+        return {k: _relocated(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relocated(v, old, new) for v in value]
+    return value
+
+
+def load_base(base: str, stack: str, cwd: Path | None = None) -> Base:
+    """The base for STACK: a JSON file when BASE names one, else the `plan --json` of STACK at git ref BASE.
+
+    A stack that does not exist in the base revision (a new stack) has no document: everything is added.
+    """
+    cwd = cwd or Path.cwd()
+    candidate = Path(base)
+    if candidate.is_file():
+        return _read_file(candidate)
+    arg = _stack_arg(stack, cwd)
+    with tempfile.TemporaryDirectory(prefix="mlops-infra-base-") as tmp:
+        root = Path(tmp)
+        top = _export(base, cwd, root)
+        work = root / cwd.resolve().relative_to(top)
+        stack_file = (
+            Path(arg) if Path(arg).suffix in {".yaml", ".yml"} else Path("stacks", f"Pulumi.{arg}.yaml")
+        )
+        if not (work / stack_file).is_file():
+            return Base(None, f"{base} (no such stack)")
+        # Inputs that hold a path of the checkout (a Docker build context) read as if the base had been
+        # evaluated where this checkout is: otherwise every such input would differ by the temp directory.
+        return Base(_relocated(_run_base_plan(base, arg, root, work), str(root.resolve()), str(top)), base)
