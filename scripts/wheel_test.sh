@@ -35,6 +35,23 @@ for file in stacks/Pulumi.*.yaml; do
 done
 "$cli" check
 
+# Workload images build from the Dockerfiles and sources inside the installed package, tagged with the same
+# content hash as this checkout's workloads/ (the wheel carries the same files).
+"$work/venv/bin/python" -c '
+import json, sys
+from pathlib import Path
+from mlops_infra.components.images import context_hash
+images = [r for r in json.load(open("prod.json"))["resources"] if r["type"] == "docker:index/image:Image"]
+assert images, "prod plans no workload image"
+for r in images:
+    context = Path(r["inputs"]["build"]["context"])
+    assert context.is_relative_to(sys.prefix), f"{context}: not inside the installed package"
+    want = context_hash(Path(sys.argv[1]) / "workloads" / context.name)
+    got = r["inputs"]["imageName"].rsplit(":", 1)[1]
+    assert got == want, f"{context.name}: tag {got} from the wheel, {want} from the checkout"
+    print(f"image {context.name}: built from the installed package, tag {got} as in the checkout")
+' "$repo"
+
 # The policy pack as an organisation publishes it: its own directory and virtualenv, the wheel from PyPI's
 # place (here: the dist directory), started the way the Pulumi engine starts it (first stdout line: a port).
 "$python" "$repo/scripts/policy_pack_bundle.py" "$work/dist" "$work/policy-pack"

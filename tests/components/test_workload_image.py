@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import hashlib
 
-from mlops_infra.components.images import REPO_ROOT, WorkloadImageArgs
+from mlops_infra.components.images import WorkloadImageArgs, bundled_contexts
 
 from plan_support import ROOT, reference_plan
 
 EMPTY_TAG = hashlib.sha256().hexdigest()[:16]
 
 
-def test_default_context_root_is_the_repositorys_workloads() -> None:
-    assert REPO_ROOT == ROOT
+def test_in_a_checkout_the_default_context_root_is_the_repositorys_workloads() -> None:
+    """An editable install builds from workloads/ (a wheel from its own copy: scripts/wheel_test.sh)."""
+    assert bundled_contexts() == ROOT / "workloads"
     assert (
-        WorkloadImageArgs.__dataclass_fields__["context_root"].default / "serving" / "Dockerfile"
-    ).is_file()
+        WorkloadImageArgs(workload="serving", registry=None).context_root / "serving" / "Dockerfile"
+    ).is_file()  # type: ignore[arg-type]
 
 
 def test_each_workload_image_has_its_own_content_tag() -> None:

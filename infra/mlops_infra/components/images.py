@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
 import pulumi
 import pulumi_docker as docker
 
-REPO_ROOT = Path(__file__).resolve().parents[3]  # infra/mlops_infra/components/images.py
 IGNORED_PARTS = {"__pycache__", "tests", "bench", ".pytest_cache"}
 
 
@@ -46,12 +46,22 @@ def context_hash(context: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def bundled_contexts() -> Path:
+    """The workloads' build contexts (Dockerfile, requirements, sources): shipped in the wheel as
+    `mlops_infra/workload_contexts/<workload>`; in an editable install of a checkout, where the package is the
+    source tree, the repository's `workloads/` folder the wheel copies them from (same files, same tags)."""
+    packaged = Path(str(files("mlops_infra") / "workload_contexts"))
+    if packaged.is_dir():
+        return packaged
+    return Path(str(files("mlops_infra"))).parents[1] / "workloads"
+
+
 @dataclass(frozen=True)
 class WorkloadImageArgs:
-    workload: str  # folder under workloads/, e.g. "serving"
+    workload: str  # a folder of the build contexts, e.g. "serving"
     registry: Registry
     platform: str = "linux/amd64"
-    context_root: Path = REPO_ROOT / "workloads"
+    context_root: Path = field(default_factory=bundled_contexts)
 
 
 class WorkloadImage(pulumi.ComponentResource):
