@@ -294,8 +294,28 @@ class NodeGroupConfig(Model):
         return self.min_size if self.desired_size is None else self.desired_size
 
 
+AutoscalerEngine = Literal["cluster-autoscaler", "karpenter"]
+# AutoscalerConfig fields only cluster-autoscaler reads (Karpenter has no expander, utilisation thresholds or
+# node-group balancing; it picks instance types itself) and the ones only Karpenter reads.
+CLUSTER_AUTOSCALER_ONLY = (
+    "expander",
+    "scale_down_delay_after_add",
+    "scale_down_utilization_threshold",
+    "gpu_scale_down_utilization_threshold",
+    "balance_similar_node_groups",
+    "max_node_provision_time",
+)
+KARPENTER_ONLY = ("ami_version",)
+
+
 class AutoscalerConfig(Model):
     enabled: bool = True
+    # cluster-autoscaler scales the node groups' Auto Scaling groups; karpenter launches the nodes of every
+    # non-system group itself (NodePool + EC2NodeClass per group) and runs on the system group.
+    engine: AutoscalerEngine = "cluster-autoscaler"
+    # Karpenter: the EKS AL2023 AMI release to pin (`al2023@<version>`, a tag of awslabs/amazon-eks-ami such as
+    # v20260724); unset means `latest`, which replaces every node on each AMI release (drift).
+    ami_version: str | None = Field(default=None, pattern=r"^v[0-9]{8}$")
     expander: str = "priority,least-waste"
     scale_down_unneeded_time: str | None = None
     scale_down_delay_after_add: str = "10m"
@@ -805,6 +825,12 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
     def add(path: str, value: Any, message: str) -> None:
         problems.append(Problem(file, f"{PROJECT}:{path}", value, message))
 
+    if config.autoscaler.engine == "karpenter" and config.cloud != "aws":
+        add(
+            "autoscaler.engine",
+            "karpenter",
+            "Karpenter is implemented for aws (EKS) stacks only; GKE and local clusters scale with their own autoscaler",
+        )
     if config.cloud in _GPU_CLOUDS and not config.region:
         add("region", None, f"set {config.cloud}:region (e.g. us-east-1 / us-central1)")
     if config.cloud == "gcp" and not config.gcp_project:
@@ -1132,6 +1158,8 @@ def override_warnings(config: StackConfig, file: str) -> list[Problem]:
                 getattr(sections[section], field_name),
                 f"only used on {cloud} stacks; ignored on {config.cloud}",
             )
+    if config.cloud == "aws":
+        found.extend(_engine_warnings(config, file))
     if config.cloud != "aws":
         for name in sorted(config.autoscaler.model_fields_set):
             alias = to_camel(name)
@@ -1144,6 +1172,37 @@ def override_warnings(config: StackConfig, file: str) -> list[Problem]:
             config.network.model_dump(by_alias=True, exclude_unset=True),
             "a local cluster has no VPC; ignored",
         )
+    return found
+
+
+def _engine_warnings(config: StackConfig, file: str) -> list[Problem]:
+    """Settings the chosen autoscaler engine does not read, and sizes Karpenter does not keep."""
+    found: list[Problem] = []
+    autoscaler = config.autoscaler
+    karpenter = autoscaler.engine == "karpenter"
+    unread = CLUSTER_AUTOSCALER_ONLY if karpenter else KARPENTER_ONLY
+    for name in sorted(set(unread) & autoscaler.model_fields_set):
+        other = "cluster-autoscaler" if karpenter else "karpenter"
+        found.append(
+            Problem(
+                file,
+                f"{PROJECT}:autoscaler.{to_camel(name)}",
+                getattr(autoscaler, name),
+                f"only {other} reads it; ignored with engine: {autoscaler.engine}",
+            )
+        )
+    if karpenter:
+        for i, group in enumerate(config.node_groups):
+            if group.role != "system" and group.min_size > 0:
+                found.append(
+                    Problem(
+                        file,
+                        f"{PROJECT}:nodeGroups[{i}].minSize",
+                        group.min_size,
+                        "Karpenter keeps no idle minimum (nodes follow pending pods); the size only sets the "
+                        "expected cost: use minSize: 0 with desiredSize for that",
+                    )
+                )
     return found
 
 
@@ -1178,6 +1237,7 @@ def _aws_problems(config: StackConfig, file: str) -> list[Problem]:
             "the API endpoint is private (set or the environment default), so public access stays off; "
             "remove publicCidrs or set cluster.endpoint.private: false",
         )
+    problems.extend(_karpenter_problems(config, file))
     if not config.cluster.admin_role_arns:
         add(
             "cluster.adminRoleArns",
@@ -1203,4 +1263,33 @@ def _aws_problems(config: StackConfig, file: str) -> list[Problem]:
                 f"mixes accelerators ({', '.join(models)}); the {AWS_GPU_MODEL_LABEL} label would be "
                 "wrong on some nodes: use one group per accelerator model",
             )
+    return problems
+
+
+def _karpenter_problems(config: StackConfig, file: str) -> list[Problem]:
+    """Karpenter launches every non-system group's nodes: it must run, and prod pins the AMI it boots."""
+    autoscaler = config.autoscaler
+    if autoscaler.engine != "karpenter":
+        return []
+    problems: list[Problem] = []
+    if not autoscaler.enabled:
+        problems.append(
+            Problem(
+                file,
+                f"{PROJECT}:autoscaler.enabled",
+                False,
+                "with engine: karpenter the non-system groups are NodePools that only Karpenter launches; "
+                "keep it enabled or use engine: cluster-autoscaler",
+            )
+        )
+    if config.is_prod and autoscaler.ami_version is None:
+        problems.append(
+            Problem(
+                file,
+                f"{PROJECT}:autoscaler.amiVersion",
+                None,
+                "prod pins the AMI Karpenter boots (al2023@latest replaces every node on each AMI release); set an "
+                "awslabs/amazon-eks-ami release such as v20260724",
+            )
+        )
     return problems

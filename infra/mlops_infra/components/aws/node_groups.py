@@ -100,6 +100,42 @@ def autoscaler_node_template_tags(
     return tags
 
 
+SYSTEM_TAINT = Taint("CriticalAddonsOnly", "true", "NoSchedule")
+
+
+def platform_labels(group: NodeGroupSpec) -> dict[str, str]:
+    """The labels the platform puts on a group's nodes, whoever launches them (managed group or Karpenter):
+    group and role, the accelerator's selector label, and for one GPU model the autoscaler's model label."""
+    labels = accelerators.group_labels(group.name, group.role)
+    if group.role in accelerators.KINDS:
+        labels |= accelerators.accelerator(group.role, "aws").platform_node_labels()
+    if group.role == "gpu":
+        models = [accelerators.cloud_node_labels("aws", t) for t in group.instance_types]
+        if all(m == models[0] for m in models):  # one GPU model: the model label is true on every node
+            labels |= models[0]
+    return labels
+
+
+def platform_taints(group: NodeGroupSpec) -> list[Taint]:
+    """The taints the platform puts on a group's nodes: system nodes take add-ons only, accelerator nodes
+    take pods that tolerate their accelerator."""
+    if group.role == "system":
+        return [SYSTEM_TAINT]
+    if group.role not in accelerators.KINDS:
+        return []
+    return [accelerators.accelerator(group.role, "aws").taint]
+
+
+def node_labels(group: NodeGroupSpec) -> dict[str, str]:
+    """Every label of the group's nodes: the platform's, then the group's own."""
+    return platform_labels(group) | dict(group.labels)
+
+
+def node_taints(group: NodeGroupSpec) -> list[Taint]:
+    """Every taint of the group's nodes: the platform's, then the group's own (one per key and effect)."""
+    return _dedupe_taints(platform_taints(group) + list(group.taints))
+
+
 def _with_cluster(key: str, stand_in: str, cluster: pulumi.Output[str]) -> pulumi.Output[str]:
     return cluster.apply(lambda name: key.replace(stand_in, name))
 
@@ -179,16 +215,10 @@ class ManagedNodeGroup(pulumi.ComponentResource):
     # ---- what differs per kind
 
     def default_labels(self, group: NodeGroupSpec) -> dict[str, str]:
-        labels = accelerators.group_labels(group.name, group.role)
-        if group.role in accelerators.KINDS:
-            labels |= accelerators.accelerator(group.role, "aws").platform_node_labels()
-        return labels
+        return platform_labels(group)
 
     def default_taints(self, group: NodeGroupSpec) -> list[Taint]:
-        if group.role not in accelerators.KINDS:
-            return []
-        taint = accelerators.accelerator(group.role, "aws").taint
-        return [taint]
+        return platform_taints(group)
 
     def ami_type(self, group: NodeGroupSpec) -> str:
         arch = instance_types(group)[0].arch
@@ -301,9 +331,6 @@ class SystemNodeGroup(ManagedNodeGroup):
     TYPE = "mlops:aws:SystemNodeGroup"
     ROLE = "system"
 
-    def default_taints(self, group: NodeGroupSpec) -> list[Taint]:
-        return [Taint("CriticalAddonsOnly", "true", "NoSchedule")]
-
     def update_config(self, group: NodeGroupSpec) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)  # one add-on node at a time
 
@@ -320,13 +347,6 @@ class GpuNodeGroup(ManagedNodeGroup):
 
     TYPE = "mlops:aws:GpuNodeGroup"
     ROLE = "gpu"
-
-    def default_labels(self, group: NodeGroupSpec) -> dict[str, str]:
-        labels = super().default_labels(group)
-        models = [accelerators.cloud_node_labels("aws", t) for t in group.instance_types]
-        if all(m == models[0] for m in models):  # one GPU model: the autoscaler's model label is true
-            labels |= models[0]
-        return labels
 
     def update_config(self, group: NodeGroupSpec) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)  # GPUs are scarce: replace one at a time
