@@ -10,6 +10,16 @@ For an EKS group at zero nodes, cluster-autoscaler decides from a template inste
 `eks:DescribeNodegroup` plus the ASG's `k8s.io/cluster-autoscaler/node-template/*` tags, CPU, memory and
 NVIDIA GPUs from the instance type, any other extended resource only from a `resources/<name>` tag
 (kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/aws_manager.go buildNodeFromTemplate).
+
+A Karpenter NodePool (karpenter.sh/v1) becomes one node per instance type and capacity type its requirements
+admit. Karpenter, unlike a node group, picks for each pending pod a type that fits it, so a pod fits the pool
+when any of these nodes takes it (`Node.any_type`). Its labels are the template's, the values of single-valued
+requirements, and the well-known labels Karpenter puts on every node (aws/karpenter-provider-aws v1.14.1
+pkg/providers/instancetype/types.go computeRequirements: instance type, family, size, category, generation, cpu,
+memory; karpenter.sh/nodepool, capacity type). Karpenter's own view (the template) is the instance type's
+capacity with 7.5 % of memory taken for VM overhead (`settings.vmMemoryOverheadPercent`, types.go memory()) and
+the devices EC2 reports (nvidia.com/gpu, aws.amazon.com/neuron, aws.amazon.com/neuroncore; computeCapacity); any
+other extended resource only from a NodeOverlay's `capacity` (concepts/nodeoverlays.md).
 """
 
 from __future__ import annotations
@@ -19,10 +29,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlops_infra.components import accelerators, catalog
+from mlops_infra.components.aws import karpenter_types
 from mlops_infra.tooling.cost.rightsize import reserved_cpu, reserved_memory_mib
 from mlops_policies.model import Resource, as_list, dig, quantity
 
 EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_OVERLAY = "kubernetes:karpenter.sh/v1alpha1:NodeOverlay"
+KARPENTER_VM_MEMORY_OVERHEAD = 0.075  # chart 1.14.1 values.yaml settings.vmMemoryOverheadPercent
 GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
 ASG_TAG = "aws:autoscaling/tag:Tag"
 TEMPLATE = "k8s.io/cluster-autoscaler/node-template/"
@@ -58,6 +72,8 @@ class Node:
     # group's real template (GKE).
     template: Node | None = None
     advertised_by_cloud: tuple[str, ...] = field(default=())
+    # Karpenter picks, per pod, one of the pool's instance types that fits it; a node group may launch any type.
+    any_type: bool = False
 
 
 def _taints(items: Any) -> tuple[Taint, ...]:
@@ -189,15 +205,69 @@ def _gke_nodes(r: Resource) -> list[Node]:
     return [Node(pool, r, "gcp", machine, labels, tuple(taints), allocatable, min_size, None, advertised)]
 
 
+def _overlay_capacity(overlays: Sequence[Resource], labels: Mapping[str, str]) -> dict[str, float]:
+    """Extended resources NodeOverlays add to Karpenter's view of an instance type (capacities merge)."""
+    found: dict[str, float] = {}
+    for overlay in overlays:
+        reqs = [q for q in as_list(overlay.get("spec", "requirements")) if isinstance(q, Mapping)]
+        if all(karpenter_types.requirement_admits(q, labels) for q in reqs):
+            for name, value in (overlay.get("spec", "capacity", default={}) or {}).items():
+                amount = quantity(value)
+                if amount is not None:
+                    found[str(name)] = amount
+    return found
+
+
+def _karpenter_nodes(r: Resource, overlays: Sequence[Resource]) -> list[Node]:
+    name = str(r.get("metadata", "name", default=r.name))
+    template = r.get("spec", "template", default={}) or {}
+    labels = {str(k): str(v) for k, v in (dig(template, "metadata", "labels") or {}).items()}
+    reqs = [q for q in as_list(dig(template, "spec", "requirements")) if isinstance(q, Mapping)]
+    taints = _taints(dig(template, "spec", "taints"))
+    fixed = {
+        str(q["key"]): str(as_list(q.get("values"))[0])
+        for q in reqs
+        if q.get("operator") == "In" and len(as_list(q.get("values"))) == 1
+    }
+    nodes = []
+    for itype in karpenter_types.admitted_types(reqs):
+        well_known = karpenter_types.well_known_labels(itype)
+        for capacity in karpenter_types.capacity_types(reqs):
+            node_labels = {
+                **labels,
+                **fixed,
+                **well_known,
+                "karpenter.sh/nodepool": name,
+                "karpenter.sh/capacity-type": capacity,
+                "kubernetes.io/hostname": f"{name}-node",
+            }
+            allocatable = _allocatable(itype)
+            seen = dict(allocatable)
+            seen["memory"] -= itype.memory_gib * 1024 * KARPENTER_VM_MEMORY_OVERHEAD * MIB
+            for device in karpenter_types.DEVICES:
+                count = accelerators.devices_per_node(itype.name, device)
+                if count:
+                    seen[device] = float(count)
+            seen |= _overlay_capacity(overlays, node_labels)
+            view = Node(name, r, "aws", itype.name, node_labels, taints, seen, 0, any_type=True)
+            nodes.append(
+                Node(name, r, "aws", itype.name, node_labels, taints, allocatable, 0, view, (), True)
+            )
+    return nodes
+
+
 def cluster_nodes(resources: Sequence[Resource]) -> list[Node]:
-    """One Node per (node group, instance type) the plan declares."""
+    """One Node per (node group, instance type) the plan declares; per (NodePool, instance type, capacity type)."""
     asg_tags = _asg_tags_by_parent(resources)
+    overlays = [r for r in resources if r.type == NODE_OVERLAY]
     nodes: list[Node] = []
     for r in resources:
         if r.type == EKS_NODE_GROUP:
             nodes.extend(_eks_nodes(r, asg_tags.get(r.parent, {})))
         elif r.type == GKE_NODE_POOL:
             nodes.extend(_gke_nodes(r))
+        elif r.type == NODE_POOL:
+            nodes.extend(_karpenter_nodes(r, overlays))
     return nodes
 
 

@@ -91,22 +91,34 @@ def build_cluster(nodes: Sequence[Node], pods: Sequence[PodTemplate]) -> Cluster
     return Cluster(ready, load)
 
 
-def group_problem(pod: PodTemplate, cluster: Cluster, group: str) -> str | None:
-    """Why the pod cannot run on the group: every instance type of the group must take it (the autoscaler
-    may launch any of them), and an empty EKS group must look right to cluster-autoscaler's template."""
-    for node in (n for n in cluster.nodes if n.group == group):
-        load = cluster.load(node) if pod.kind != "DaemonSet" else {}
-        problem = placement_problem(pod, node, load)
+def _node_problem(pod: PodTemplate, cluster: Cluster, node: Node) -> str | None:
+    load = cluster.load(node) if pod.kind != "DaemonSet" else {}
+    problem = placement_problem(pod, node, load)
+    if problem is not None:
+        return problem
+    if node.template is not None and node.min_size == 0 and pod.kind != "DaemonSet":
+        problem = placement_problem(pod, node.template)
         if problem is not None:
-            return problem
-        if node.template is not None and node.min_size == 0 and pod.kind != "DaemonSet":
-            problem = placement_problem(pod, node.template)
-            if problem is not None:
-                return (
-                    f"fits its nodes, but the group scales from zero and cluster-autoscaler's template "
-                    f"(ASG node-template tags) says: {problem}"
-                )
+            if node.any_type:
+                return f"fits its nodes, but Karpenter's view of {node.instance_type} says: {problem}"
+            return (
+                f"fits its nodes, but the group scales from zero and cluster-autoscaler's template "
+                f"(ASG node-template tags) says: {problem}"
+            )
     return None
+
+
+def group_problem(pod: PodTemplate, cluster: Cluster, group: str) -> str | None:
+    """Why the pod cannot run on the group: every instance type of a node group must take it (the autoscaler
+    may launch any of them), and an empty EKS group must look right to cluster-autoscaler's template; a
+    Karpenter pool needs one instance type that takes it, in Karpenter's view too."""
+    nodes = [n for n in cluster.nodes if n.group == group]
+    problems = [_node_problem(pod, cluster, node) for node in nodes]
+    if nodes and nodes[0].any_type:
+        if any(p is None for p in problems):
+            return None
+        return f"no instance type of the pool takes it, e.g. {nodes[0].instance_type}: {problems[0]}"
+    return next((p for p in problems if p is not None), None)
 
 
 def unschedulable(

@@ -32,7 +32,7 @@ from mlops_infra.components.k8s.cluster_autoscaler import (
     ClusterAutoscalerArgs,
     PriorityGroup,
 )
-from mlops_infra.platform.config import NodeGroupConfig, StackConfig
+from mlops_infra.platform.config import CLUSTER_AUTOSCALER_ONLY, NodeGroupConfig, StackConfig
 
 
 def zones_of(config: StackConfig) -> tuple[str, ...]:
@@ -298,7 +298,7 @@ class AwsPlatform(pulumi.ComponentResource):
                     cluster=handle,
                     image_tag=autoscaler_image_tag(config.cluster.version),
                     settings=AutoscalerSettings(
-                        **config.autoscaler.model_dump(exclude={"enabled", "scale_down_unneeded_time"})
+                        **config.autoscaler.model_dump(include=set(CLUSTER_AUTOSCALER_ONLY))
                     ),
                     scale_down_unneeded_time=config.autoscaler.scale_down_unneeded_time
                     or config.defaults.scale_down_unneeded_time,

@@ -27,6 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from mlops_infra.components import accelerators, catalog
+from mlops_infra.components.aws.karpenter_types import ARCH, CAPACITY_TYPE, INSTANCE_TYPE
 from mlops_infra.components.aws.node_groups import ROOT_DEVICE, node_labels, node_taints
 from mlops_infra.components.k8s.cluster import ClusterHandle
 from mlops_infra.components.node_group import NodeGroupSpec
@@ -35,13 +36,10 @@ NODE_POOL_API = "karpenter.sh/v1"
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
 NODE_CLASS_GROUP = "karpenter.k8s.aws"
 EXPECTED_NODES_ANNOTATION = "mlops.platform/expected-nodes"
-INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 INSTANCE_FAMILY = "karpenter.k8s.aws/instance-family"
 INSTANCE_SIZE = "karpenter.k8s.aws/instance-size"
-CAPACITY_TYPE = "karpenter.sh/capacity-type"
 NODE_POOL_LABEL = "karpenter.sh/nodepool"
 ZONE = "topology.kubernetes.io/zone"
-ARCH = {"x86_64": "amd64", "arm64": "arm64"}
 EXPIRE_AFTER = (
     "720h"  # Karpenter's default, written out: nodes are replaced (drained, PDBs respected) monthly
 )
