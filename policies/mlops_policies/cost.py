@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_infra.components import accelerators, catalog
+from mlops_infra.components.aws import karpenter_types
 from mlops_infra.tooling.cost.estimator import Schedule, estimate
 from mlops_policies.model import (
     Resource,
@@ -21,6 +22,8 @@ from mlops_policies.model import (
     quantity,
 )
 from mlops_policies.security import EKS_NODE_GROUP, GKE_NODE_POOL, matches_any
+
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 
 StackFindings = Iterator[tuple[str | None, str]]
 
@@ -54,9 +57,39 @@ class NodeGroupView:
         return None
 
 
+def _node_pool_view(r: Resource) -> NodeGroupView:
+    """A Karpenter NodePool as a group: its types are those its requirements name (or admit), it has spot when
+    it admits spot, its minimum is a static pool's `replicas` (a dynamic pool keeps none), and its maximum the
+    most nodes its limits allow of any admitted type (0 when it has no limits)."""
+    reqs = [q for q in as_list(r.get("spec", "template", "spec", "requirements")) if isinstance(q, Mapping)]
+    named = next(
+        (
+            q.get("values")
+            for q in reqs
+            if q.get("key") == karpenter_types.INSTANCE_TYPE and q.get("operator") == "In"
+        ),
+        None,
+    )
+    admitted = karpenter_types.admitted_types(reqs)
+    types = tuple(str(t) for t in as_list(named)) if named else tuple(t.name for t in admitted)
+    limits = r.get("spec", "limits", default={}) or {}
+    ceilings = [karpenter_types.nodes_within_limits(t, limits) for t in admitted]
+    max_nodes = 0 if not ceilings or None in ceilings else max(c for c in ceilings if c is not None)
+    replicas = r.get("spec", "replicas")
+    return NodeGroupView(
+        r,
+        types,
+        "spot" in karpenter_types.capacity_types(reqs),
+        int(replicas) if isinstance(replicas, int | float) else 0,
+        max_nodes,
+    )
+
+
 def node_groups(resources: Sequence[Resource]) -> list[NodeGroupView]:
     groups = []
     for r in resources:
+        if r.type == NODE_POOL:
+            groups.append(_node_pool_view(r))
         if r.type == EKS_NODE_GROUP:
             scaling = r.get("scalingConfig", default={})
             groups.append(
@@ -166,7 +199,12 @@ def node_group_max_bounded(r: Resource, config: Mapping[str, Any]) -> Iterator[s
     max_nodes = int(config.get("maxNodes", 100))
     max_accel = int(config.get("maxAcceleratorNodes", 16))
     limit = max_accel if g.accelerator_kind else max_nodes
-    if g.max_size <= 0:
+    if g.max_size <= 0 and r.type == NODE_POOL:
+        yield (
+            f"{display(r)}: no spec.limits bound how many nodes it launches (Karpenter then stops only at the "
+            "account's quotas); set limits (nodes, cpu, memory: the group's maxSize does this)"
+        )
+    elif g.max_size <= 0:
         yield f"{display(r)}: no maximum size; set maxSize so a runaway scale-up cannot run up the bill"
     elif g.max_size > limit:
         kind = f"{g.accelerator_kind} " if g.accelerator_kind else ""

@@ -14,6 +14,7 @@ from mlops_policies import (
     charts,
     cost,
     cost_allocation,
+    karpenter,
     network_policy,
     preconditions,
     production,
@@ -49,6 +50,7 @@ ALL_RULES: list[Rule] = [
     *telemetry.RULES,
     *preconditions.RULES,
     *cost_allocation.RULES,
+    *karpenter.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 

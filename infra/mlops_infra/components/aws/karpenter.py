@@ -123,7 +123,7 @@ class Karpenter(pulumi.ComponentResource):
             for policy in NODE_POLICIES
         ]
         self.node_access = aws.eks.AccessEntry(
-            f"{name}-node",
+            f"{name}-node-access",
             cluster_name=cluster,
             principal_arn=self.node_role.arn,
             type="EC2_LINUX",
@@ -188,7 +188,7 @@ class Karpenter(pulumi.ComponentResource):
         if args.identity == "pod-identity":
             depends.append(
                 aws.eks.PodIdentityAssociation(
-                    f"{name}-controller",
+                    f"{name}-pod-identity",
                     cluster_name=cluster,
                     namespace=NAMESPACE,
                     service_account=SERVICE_ACCOUNT,
