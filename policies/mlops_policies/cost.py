@@ -39,6 +39,31 @@ class NodeGroupView:
     max_size: int
 
     @property
+    def cloud(self) -> str:
+        return "gcp" if self.resource.type == GKE_NODE_POOL else "aws"
+
+    @property
+    def sharing(self) -> accelerators.GpuSharing | None:
+        """How the group shares its GPUs, from the labels its nodes carry (GKE: its accelerator config)."""
+        if self.resource.type == GKE_NODE_POOL:
+            guest = self.resource.get("nodeConfig", "guestAccelerators", 0, default={}) or {}
+            clients = (guest.get("gpuSharingConfig") or {}).get("maxSharedClientsPerGpu")
+            if clients:
+                return accelerators.GpuSharing("time-slicing", int(clients))
+            if guest.get("gpuPartitionSize"):
+                return accelerators.GpuSharing("mig", profile=str(guest["gpuPartitionSize"]))
+            return None
+        labels = self.resource.get("spec", "template", "metadata", "labels") or self.resource.get("labels")
+        return accelerators.sharing_from_labels(labels if isinstance(labels, Mapping) else {})
+
+    def devices(self, itype: catalog.InstanceType, resource: str) -> int:
+        """Units of `resource` a node of this type offers, slices of shared GPUs counted."""
+        sharing = self.sharing
+        if sharing is not None and itype.accelerator_kind == "gpu":
+            return sharing.devices_per_node(itype.name, self.cloud).get(resource, 0)
+        return accelerators.devices_per_node(itype.name, resource)
+
+    @property
     def known(self) -> list[catalog.InstanceType]:
         return [i for i in (catalog.find_instance(n) for n in self.instance_types) if i is not None]
 
@@ -279,7 +304,11 @@ def gpu_request_fits_node(resources: Sequence[Resource], config: Mapping[str, An
         requests = pod_requests(spec)
         cpu, mem = requests.get("cpu", 0.0), requests.get("memory", 0.0) / 2**30
         shapes = [
-            i for g in groups if g.accelerator_kind == kind for i in g.known if i.accelerator_kind == kind
+            (g, i)
+            for g in groups
+            if g.accelerator_kind == kind
+            for i in g.known
+            if i.accelerator_kind == kind
         ]
         if not shapes:
             yield (
@@ -292,23 +321,31 @@ def gpu_request_fits_node(resources: Sequence[Resource], config: Mapping[str, An
             continue
         fits = [
             i
-            for i in shapes
-            if accelerators.devices_per_node(i.name, resource_name) >= count
-            and i.vcpu >= cpu
-            and i.memory_gib >= mem
+            for g, i in shapes
+            if g.devices(i, resource_name) >= count and i.vcpu >= cpu and i.memory_gib >= mem
         ]
+        # Slices of shared GPUs: nvidia.com/gpu.shared and nvidia.com/mig-* on EKS, nvidia.com/gpu on shared GKE pools.
+        slices = kind == "gpu" and (
+            resource_name != accelerators.NVIDIA_GPU or all(g.sharing is not None for g, _ in shapes)
+        )
         if not fits:
-            biggest = max(shapes, key=lambda i: accelerators.devices_per_node(i.name, resource_name))
+            group, biggest = max(shapes, key=lambda s: s[0].devices(s[1], resource_name))
             yield (
                 r.urn,
                 (
                     f"{display(r)}: requests {count:g} {resource_name}, {cpu:g} CPU, {mem:.1f} GiB but the largest "
-                    f"{kind} node ({biggest.name}) has {accelerators.devices_per_node(biggest.name, resource_name)}, {biggest.vcpu} vCPU, "
+                    f"{kind} node ({biggest.name}) has {group.devices(biggest, resource_name)}, {biggest.vcpu} vCPU, "
                     f"{biggest.memory_gib:g} GiB; the pod would stay Pending - lower the request or add a larger type"
                 ),
             )
         elif not math.isclose(count, round(count)):
             yield r.urn, f"{display(r)}: {resource_name} must be requested in whole devices, got {count:g}"
+        elif slices and count > 1:
+            yield (
+                r.urn,
+                f"{display(r)}: requests {count:g} {resource_name} slices of a shared GPU; a pod gets one slice (the "
+                "NVIDIA device plugin runs with failRequestsGreaterThanOne, GKE allows one per container) - request 1",
+            )
 
 
 RULES: list[Rule] = [

@@ -193,9 +193,19 @@ def _gke_nodes(r: Resource) -> list[Node]:
         acc = accelerators.accelerator(itype.accelerator_kind, "gcp")
         if acc.taint_set_by == "cloud" and not any(t.key == acc.taint.key for t in taints):
             taints.append(Taint(acc.taint.key, acc.taint.value, acc.taint.effect))
-        count = dig(r.props, "nodeConfig", "guestAccelerators", 0, "count") or itype.accelerator_count
+        guest = dig(r.props, "nodeConfig", "guestAccelerators", 0) or {}
+        count = guest.get("count") or itype.accelerator_count
+        slices = 1
+        clients = dig(guest, "gpuSharingConfig", "maxSharedClientsPerGpu")
+        if clients:  # time-sharing: GKE's plugin advertises nvidia.com/gpu x clients and labels the nodes
+            slices = int(clients)
+            labels |= accelerators.GpuSharing("time-slicing", slices).node_labels("gcp", pool)
+        elif guest.get("gpuPartitionSize"):  # MIG: one nvidia.com/gpu per instance of the partition size
+            sharing = accelerators.GpuSharing("mig", profile=str(guest["gpuPartitionSize"]))
+            slices = sharing.slices_per_gpu(machine)
+            labels |= sharing.node_labels("gcp", pool)
         for name in acc.advertised:
-            allocatable[name] = float(count)
+            allocatable[name] = float(count * slices)
         advertised = acc.advertised
     min_size = int(
         r.get("autoscaling", "totalMinNodeCount", default=None)
@@ -271,7 +281,6 @@ def cluster_nodes(resources: Sequence[Resource]) -> list[Node]:
     return nodes
 
 
-def with_devices(node: Node, resources: Sequence[str]) -> Node:
-    """The node once a device plugin registered its devices (counts from the instance type)."""
-    devices = {name: float(accelerators.devices_per_node(node.instance_type, name)) for name in resources}
+def with_devices(node: Node, devices: Mapping[str, float]) -> Node:
+    """The node once device plugins registered their devices."""
     return replace(node, allocatable={**node.allocatable, **devices})

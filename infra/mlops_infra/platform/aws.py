@@ -131,6 +131,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 identity="pod-identity" if config.cluster.pod_identity_agent else "irsa",
                 replicas=config.defaults.controller_replicas,
                 spot=any(g.capacity == "spot" for g in pooled),
+                node_overlays=any(g.sharing is not None for g in pooled),
                 tags=config.all_tags,
             ),
             opts=after_nodes,

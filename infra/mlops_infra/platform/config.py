@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.alias_generators import to_camel
 
 from mlops_infra.components import catalog
-from mlops_infra.components.accelerators import AWS_GPU_MODEL_LABEL, NodeTaint
+from mlops_infra.components.accelerators import (
+    AWS_GPU_MODEL_LABEL,
+    MAX_TIME_SLICES,
+    GpuSharing,
+    NodeTaint,
+    SharingMode,
+)
 from mlops_infra.components.k8s import canary_traffic
 from mlops_infra.components.node_group import NodeGroupSpec
 from mlops_infra.platform.cron import CronError, min_interval_minutes
@@ -228,6 +234,18 @@ class ScaleDownSchedule(Model):
     days_per_week: float = Field(gt=0, le=7)
 
 
+class GpuSharingConfig(Model):
+    """`{mode: time-slicing, replicas: 4}`: four pods per GPU taking turns; `{mode: mig, profile: 1g.5gb}`: each
+    GPU split into isolated MIG instances of that profile (A100/H100; profiles per model in the catalog)."""
+
+    mode: SharingMode
+    replicas: int | None = Field(default=None, ge=2, le=MAX_TIME_SLICES)
+    profile: str | None = Field(default=None, pattern=r"^[1-7]g\.[0-9]+gb$")
+
+    def sharing(self) -> GpuSharing:
+        return GpuSharing(self.mode, self.replicas or 1, self.profile)
+
+
 class NodeGroupConfig(Model):
     name: str
     role: Role
@@ -247,6 +265,8 @@ class NodeGroupConfig(Model):
     reservation: str | None = Field(default=None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
     # GCP only: how GKE installs the NVIDIA driver on GPU pools (DEFAULT = the version GKE pins per release).
     gpu_driver_version: Literal["DEFAULT", "LATEST", "INSTALLATION_DISABLED"] = "DEFAULT"
+    # GPU groups: share each GPU between pods (time-slicing or MIG).
+    sharing: GpuSharingConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -286,6 +306,7 @@ class NodeGroupConfig(Model):
             zones=tuple(self.zones) if self.zones else None,
             reservation=self.reservation,
             gpu_driver_version=self.gpu_driver_version,
+            sharing=self.sharing.sharing() if self.sharing else None,
         )
 
     @property
@@ -395,6 +416,8 @@ class ServingConfig(Model):
     )
     gpu: bool = False
     gpus_per_replica: int = Field(default=1, ge=1, le=8)
+    # One slice of a GPU group that shares its GPUs (nodeGroups[].sharing) per replica, instead of whole GPUs.
+    shared_gpu: bool = False
     cpu: str = "1"
     memory: str = "1Gi"
     latency_slo_ms: int = Field(default=50, ge=1, le=10000)
@@ -517,6 +540,14 @@ class StackConfig(Model):
         serving = self.workloads.serving
         replicas = serving.replicas if serving is not None else None
         return self.defaults.serving_replicas if replicas is None else replicas
+
+    @property
+    def serving_gpu_sharing(self) -> GpuSharing | None:
+        """The sharing of the GPU group a `sharedGpu` model server takes one slice of (the first such group)."""
+        serving = self.workloads.serving
+        if serving is None or not serving.shared_gpu:
+            return None
+        return next((g.sharing.sharing() for g in self.node_groups if g.sharing is not None), None)
 
     @property
     def image_registry(self) -> str | None:
@@ -868,6 +899,7 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
             )
             continue
         problems.extend(_instance_type_problems(config, group, i, file))
+        problems.extend(_sharing_problems(config, group, i, file))
         if group.role == "tpu":
             problems.extend(_tpu_problems(group, i, file))
         elif group.tpu_topology is not None:
@@ -889,6 +921,18 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
     if serving is not None:
         for path, weight, message in _canary_weight_problems(serving.canary_weights, config.serving_replicas):
             add(f"workloads.serving.canaryWeights{path}", weight, message)
+    if serving is not None and serving.shared_gpu:
+        if config.serving_gpu_sharing is None:
+            add("workloads.serving.sharedGpu", True, "needs a GPU group with sharing (time-slicing or mig)")
+        if serving.gpu:
+            add(
+                "workloads.serving.gpu",
+                True,
+                "sharedGpu already puts each replica on one GPU slice; drop gpu",
+            )
+        if "gpus_per_replica" in serving.model_fields_set:
+            add("workloads.serving.gpusPerReplica", serving.gpus_per_replica,
+                "a replica takes one slice of a shared GPU (the device plugin refuses more); drop gpusPerReplica")  # fmt: skip
     has_gpu_group = any(g.role == "gpu" for g in config.node_groups) or config.cloud == "local"
     for key, workload in (("serving", serving), ("retraining", config.workloads.retraining)):
         if workload is not None and workload.gpu and not has_gpu_group:
@@ -1011,6 +1055,45 @@ def _instance_type_problems(
             problems.append(
                 Problem(file, path, name, f"has {kind} but the group's role is {group.role}; e.g. {options}")
             )
+    return problems
+
+
+def _sharing_problems(config: StackConfig, group: NodeGroupConfig, index: int, file: str) -> list[Problem]:
+    """GPU sharing: a GPU group only, the fields of its mode, a MIG profile every listed GPU has, and MIG only
+    where the platform partitions GPUs (GKE does it itself; EKS would need the NVIDIA MIG manager)."""
+    sharing = group.sharing
+    if sharing is None:
+        return []
+    path = f"{PROJECT}:nodeGroups[{index}].sharing"
+    if group.role != "gpu":
+        return [
+            Problem(
+                file, path, sharing.mode, f"only GPU groups share GPUs; this group's role is {group.role}"
+            )
+        ]
+    if sharing.mode == "time-slicing" and (sharing.replicas is None or sharing.profile is not None):
+        return [Problem(file, f"{path}.replicas", sharing.replicas,
+                        f"time-slicing needs replicas (pods per GPU, 2-{MAX_TIME_SLICES}) and no profile")]  # fmt: skip
+    if sharing.mode == "mig" and (sharing.profile is None or sharing.replicas is not None):
+        return [Problem(file, f"{path}.profile", sharing.profile,
+                        "mig needs a profile such as 1g.5gb (A100 40GB) or 1g.10gb (H100 80GB) and no replicas")]  # fmt: skip
+    known = tuple(
+        t for t in group.instance_types if (i := catalog.find_instance(t)) and i.accelerator_kind == "gpu"
+    )
+    problems = [
+        Problem(file, f"{path}.profile", sharing.profile, message)
+        for message in sharing.sharing().problems(known)
+    ]
+    if sharing.mode == "mig" and config.cloud == "aws" and not problems:
+        problems.append(
+            Problem(
+                file,
+                f"{path}.mode",
+                "mig",
+                "MIG on EKS needs the NVIDIA MIG manager to partition the GPUs, which this platform does not "
+                "deploy; use time-slicing here, or MIG on a gcp stack (GKE partitions GPUs itself)",
+            )
+        )
     return problems
 
 

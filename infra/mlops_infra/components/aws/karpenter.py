@@ -67,6 +67,8 @@ class KarpenterArgs:
     replicas: int = 1
     spot: bool = False
     """Some pool may launch spot: declare the EC2 Spot service-linked role."""
+    node_overlays: bool = False
+    """Some pool declares NodeOverlays (shared GPUs): switch on the alpha feature gate that reads them."""
     log_level: Literal["debug", "info", "error"] = "info"
     tags: dict[str, str] = field(default_factory=dict)
 
@@ -81,6 +83,7 @@ def karpenter_values(
             "clusterName": args.cluster_name,
             "clusterEndpoint": args.cluster_endpoint,
             "interruptionQueue": queue_name,
+            **({"featureGates": {"nodeOverlay": True}} if args.node_overlays else {}),
         },
         "serviceAccount": {"create": True, "name": SERVICE_ACCOUNT, "annotations": annotations},
         "replicas": args.replicas,

@@ -91,7 +91,11 @@ def autoscaler_node_template_tags(
         tags[f"{TEMPLATE}/label/{key}"] = value
     for taint in taints:
         tags[f"{TEMPLATE}/taint/{taint.key}"] = f"{taint.value}:{taint.effect}"
-    if group.role in accelerators.KINDS:
+    if group.sharing is not None:  # the shared slices replace whole GPUs (accelerators.GpuSharing)
+        per_type = [group.sharing.devices_per_node(t, "aws") for t in group.instance_types]
+        for resource in per_type[0]:
+            tags[f"{TEMPLATE}/resources/{resource}"] = str(min(d.get(resource, 0) for d in per_type))
+    elif group.role in accelerators.KINDS:
         for resource in accelerators.accelerator(group.role, "aws").advertised:
             count = min(accelerators.devices_per_node(t, resource) for t in group.instance_types)
             tags[f"{TEMPLATE}/resources/{resource}"] = str(count)
@@ -113,6 +117,8 @@ def platform_labels(group: NodeGroupSpec) -> dict[str, str]:
         models = [accelerators.cloud_node_labels("aws", t) for t in group.instance_types]
         if all(m == models[0] for m in models):  # one GPU model: the model label is true on every node
             labels |= models[0]
+    if group.sharing is not None:  # selects the device plugin's config for this group, and what GFD would say
+        labels |= group.sharing.node_labels("aws", group.name)
     return labels
 
 

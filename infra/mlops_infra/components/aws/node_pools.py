@@ -14,7 +14,11 @@ What the group's config means here (field names from the v1.14.1 CRDs and websit
   and no `terminationGracePeriod`: draining then uses the Eviction API and waits for every PodDisruptionBudget
   (concepts/disruption.md, "TerminationGracePeriod": with it set, pods behind a blocking PDB are deleted anyway);
 - `minSize`/`desiredSize`: Karpenter keeps no idle minimum; the desired size is recorded as the annotation
-  `mlops.platform/expected-nodes`, which only the cost estimate reads.
+  `mlops.platform/expected-nodes`, which only the cost estimate reads;
+- `sharing`: Karpenter knows a type's GPUs from EC2 but not the slices the device plugin will advertise
+  (`nvidia.com/gpu.shared`), so it would never launch a node for a pod asking for one. A NodeOverlay
+  (karpenter.sh/v1alpha1, alpha: the controller runs with `featureGates.nodeOverlay`) adds that capacity to the
+  pool's types in Karpenter's simulation (concepts/nodeoverlays.md, `spec.capacity`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from mlops_infra.components.k8s.cluster import ClusterHandle
 from mlops_infra.components.node_group import NodeGroupSpec
 
 NODE_POOL_API = "karpenter.sh/v1"
+NODE_OVERLAY_API = "karpenter.sh/v1alpha1"
 NODE_CLASS_API = "karpenter.k8s.aws/v1"
 NODE_CLASS_GROUP = "karpenter.k8s.aws"
 EXPECTED_NODES_ANNOTATION = "mlops.platform/expected-nodes"
@@ -155,6 +160,26 @@ def node_class_spec(
     }
 
 
+def shared_gpu_overlays(group: NodeGroupSpec) -> list[dict[str, Any]]:
+    """NodeOverlay specs telling Karpenter how many GPU slices each of the pool's types offers (one per count)."""
+    if group.sharing is None:
+        return []
+    by_capacity: dict[tuple[tuple[str, int], ...], list[str]] = {}
+    for name in sorted(group.instance_types):
+        devices = group.sharing.devices_per_node(name, "aws")
+        by_capacity.setdefault(tuple(sorted(devices.items())), []).append(name)
+    return [
+        {
+            "requirements": [
+                {"key": NODE_POOL_LABEL, "operator": "In", "values": [group.name]},
+                {"key": INSTANCE_TYPE, "operator": "In", "values": types},
+            ],
+            "capacity": {resource: str(count) for resource, count in capacity},
+        }
+        for capacity, types in by_capacity.items()
+    ]
+
+
 @dataclass(frozen=True)
 class KarpenterNodePoolArgs:
     cluster: ClusterHandle
@@ -208,4 +233,15 @@ class KarpenterNodePool(pulumi.ComponentResource):
             spec=node_pool_spec(group, args.zones, args.consolidate_after),
             opts=args.cluster.opts(self, depends_on=[*args.depends_on, self.node_class]),
         )
+        self.overlays = [
+            k8s.apiextensions.CustomResource(
+                f"{name}-overlay-{i}",
+                api_version=NODE_OVERLAY_API,
+                kind="NodeOverlay",
+                metadata={"name": f"{group.name}-shared-gpus-{i}", **meta},
+                spec=spec,
+                opts=child,
+            )
+            for i, spec in enumerate(shared_gpu_overlays(group))
+        ]
         self.register_outputs({"nodePool": group.name})
