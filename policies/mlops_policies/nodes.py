@@ -97,14 +97,24 @@ def _allocatable(itype: catalog.InstanceType) -> dict[str, float]:
     }
 
 
-def _asg_tags_by_parent(resources: Sequence[Resource]) -> dict[str | None, dict[str, str]]:
-    tags: dict[str | None, dict[str, str]] = {}
+def _asg_tags_by_group(resources: Sequence[Resource]) -> dict[str, dict[str, str]]:
+    """ASG tags by the Auto Scaling group they are on (the tag's `autoscalingGroupName`)."""
+    tags: dict[str, dict[str, str]] = {}
     for r in resources:
         if r.type == ASG_TAG:
             key, value = r.get("tag", "key"), r.get("tag", "value")
             if isinstance(key, str):
-                tags.setdefault(r.parent, {})[key] = str(value or "")
+                tags.setdefault(str(r.get("autoscalingGroupName")), {})[key] = str(value or "")
     return tags
+
+
+def _asg_name(r: Resource) -> str | None:
+    """A managed node group's Auto Scaling group (an output of the node group)."""
+    for props in (r.outputs, r.props):
+        name = dig(props or {}, "resources", 0, "autoscalingGroups", 0, "name")
+        if isinstance(name, str):
+            return name
+    return None
 
 
 def _eks_nodes(r: Resource, asg_tags: Mapping[str, str]) -> list[Node]:
@@ -268,12 +278,12 @@ def _karpenter_nodes(r: Resource, overlays: Sequence[Resource]) -> list[Node]:
 
 def cluster_nodes(resources: Sequence[Resource]) -> list[Node]:
     """One Node per (node group, instance type) the plan declares; per (NodePool, instance type, capacity type)."""
-    asg_tags = _asg_tags_by_parent(resources)
+    asg_tags = _asg_tags_by_group(resources)
     overlays = [r for r in resources if r.type == NODE_OVERLAY]
     nodes: list[Node] = []
     for r in resources:
         if r.type == EKS_NODE_GROUP:
-            nodes.extend(_eks_nodes(r, asg_tags.get(r.parent, {})))
+            nodes.extend(_eks_nodes(r, asg_tags.get(str(_asg_name(r)), {})))
         elif r.type == GKE_NODE_POOL:
             nodes.extend(_gke_nodes(r))
         elif r.type == NODE_POOL:

@@ -47,8 +47,8 @@ def well_known_labels(itype: catalog.InstanceType) -> dict[str, str]:
 
 
 def _values(req: Mapping[str, Any]) -> list[str]:
-    values = req.get("values")
-    return [str(v) for v in values] if isinstance(values, list | tuple) else []
+    values = req.get("values")  # a list, or the policy engine's read-only sequence proxy
+    return [str(v) for v in values] if isinstance(values, Sequence) and not isinstance(values, str) else []
 
 
 def requirement_admits(req: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
