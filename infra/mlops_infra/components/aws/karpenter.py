@@ -18,6 +18,7 @@ after it. What this component creates, following the v1.14 getting-started guide
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ EC2_TRUST = json.dumps(
     },
     sort_keys=True,
 )
+
+
+def _policy_json(scope: karpenter_iam.ControllerScope, name: str) -> str:
+    return karpenter_iam.controller_policy_json(scope, name)
 
 
 def _slug(text: str) -> str:
@@ -175,7 +180,7 @@ class Karpenter(pulumi.ComponentResource):
                 f"{name}-{_slug(policy_name)}",
                 name=f"KarpenterController{policy_name}Policy-{cluster}"[:128],
                 description=f"Karpenter controller of {cluster}: {policy_name}",
-                policy=scope.apply(lambda s, n=policy_name: karpenter_iam.controller_policy_json(s, n)),
+                policy=scope.apply(functools.partial(_policy_json, name=policy_name)),
                 tags=tags,
                 opts=pulumi.ResourceOptions(parent=self.controller_role),
             )
