@@ -46,6 +46,15 @@ def test_only_the_system_group_stays_a_managed_group_and_no_cluster_autoscaler(s
     assert not [r for r in plan.helm_releases() if r.inputs["name"] == "cluster-autoscaler"]
     karpenter = release(plan, "karpenter")
     assert (karpenter.inputs["chart"], karpenter.inputs["version"]) == (CHART, CHART_VERSION)
+    # The CRDs come from karpenter-crd at the same version (Helm never upgrades a chart's crds/), first.
+    crds = release(plan, "karpenter-crd")
+    assert (crds.inputs["chart"], crds.inputs["version"]) == (
+        "oci://public.ecr.aws/karpenter/karpenter-crd",
+        CHART_VERSION,
+    )
+    assert karpenter.inputs["skipCrds"] is True and crds.urn in karpenter.depends_on
+    pool = next(r for r in plan.of_type(NODE_POOL))
+    assert karpenter.urn in pool.depends_on
 
 
 def test_default_engine_is_unchanged(stack_plan):

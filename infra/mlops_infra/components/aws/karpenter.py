@@ -1,9 +1,8 @@
 """Karpenter on EKS: the controller from its upstream chart, its IAM, its nodes' identity and its interruption queue.
 
 Pinned: chart `oci://public.ecr.aws/karpenter/karpenter` 1.14.1 (aws/karpenter-provider-aws, charts/karpenter at the
-release commit of v1.14.1; Kubernetes 1.26-1.36 per hack/docs/compatibilitymatrix_gen/compatibility.yaml). The
-chart's `crds/` installs the NodePool, NodeClaim and EC2NodeClass CRDs with the release, so NodePools are declared
-after it. What this component creates, following the v1.14 getting-started guide:
+release commit of v1.14.1; Kubernetes 1.26-1.36 per hack/docs/compatibilitymatrix_gen/compatibility.yaml) and its
+CRDs from `karpenter-crd` at the same version; NodePools are declared after the controller. What this component creates, following the v1.14 getting-started guide:
 
 - the node role (worker, ECR pull and SSM policies, like the managed groups') with an EKS access entry of type
   EC2_LINUX, so the nodes Karpenter launches can join a cluster that authenticates through access entries only;
@@ -12,7 +11,8 @@ after it. What this component creates, following the v1.14 getting-started guide
 - the interruption queue (`interruption_queue`) named in `settings.interruptionQueue`;
 - the EC2 Spot service-linked role when a pool may launch spot (getting-started step06: without it the first
   spot launch of a fresh account fails);
-- the Helm release: on the system nodes only (the chart's default affinity already keeps it off nodes it
+- the CRDs from the karpenter-crd chart (so `pulumi up` with a new pin upgrades them), then the controller's Helm
+  release without its `crds/`: on the system nodes only (the chart's default affinity already keeps it off nodes it
   launches: `karpenter.sh/nodepool DoesNotExist`), one replica per environment default, CPU and memory requests.
 """
 
@@ -39,6 +39,10 @@ from mlops_infra.components.k8s.cluster import ClusterHandle
 CHART = "oci://public.ecr.aws/karpenter/karpenter"
 CHART_VERSION = "1.14.1"
 RELEASE = "karpenter"
+# The CRDs as their own chart (the same version): Helm installs a chart's `crds/` once and never upgrades them, so
+# Karpenter's upgrade guide (v1.14 upgrading/upgrade-guide.md, "CRD Upgrades") recommends the karpenter-crd chart.
+CRD_CHART = "oci://public.ecr.aws/karpenter/karpenter-crd"
+CRD_RELEASE = "karpenter-crd"
 NAMESPACE = "kube-system"
 SERVICE_ACCOUNT = "karpenter"
 EC2_TRUST = json.dumps(
@@ -207,6 +211,14 @@ class Karpenter(pulumi.ComponentResource):
             )
             role_arn = None
         self.values = karpenter_values(args, self.queue.queue_name, role_arn)
+        self.crds = k8s.helm.v3.Release(
+            CRD_RELEASE,
+            k8s.helm.v3.ReleaseArgs(
+                name=CRD_RELEASE, chart=CRD_CHART, version=CHART_VERSION, namespace=NAMESPACE, atomic=True
+            ),
+            opts=args.cluster.opts(self, depends_on=list(args.cluster.depends_on)),
+        )
+        depends.append(self.crds)
         self.release = k8s.helm.v3.Release(
             RELEASE,
             k8s.helm.v3.ReleaseArgs(
@@ -215,6 +227,7 @@ class Karpenter(pulumi.ComponentResource):
                 version=CHART_VERSION,
                 namespace=NAMESPACE,
                 values=self.values,
+                skip_crds=True,  # owned by the karpenter-crd release
                 atomic=True,
                 cleanup_on_fail=True,
             ),
