@@ -85,3 +85,21 @@ def test_plan_piped_to_a_file_is_a_tree_with_counts_and_never_folds(tmp_path: Pa
     assert not any(line.rstrip() != line for line in lines if line)  # no padding: nothing folded into columns
     budget_line = next(line for line in lines if line.startswith("monthly cost (USD)"))
     assert "13,8" in budget_line  # numbers stay whole on one line
+
+
+def test_cost_table_piped_to_a_file_keeps_rows_whole() -> None:
+    env = {**os.environ, "COLUMNS": "40", "NO_COLOR": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "mlops_infra.tooling.cli", "cost", "prod-karpenter"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    system = [line for line in lines if "mlops-prod-karpenter-system" in line]
+    assert system and "aws:m6i.xlarge:on-demand" in system[0]  # one resource, one row: names whole
+    total = next(line for line in lines if line.startswith("│ total"))
+    assert re.search(r"\d{1,3}(,\d{3})*\.\d{2} │\s*$", total), total  # the max column's number whole
+    assert len(max(lines, key=len)) < 400  # natural width, not padded to the console width

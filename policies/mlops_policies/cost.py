@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlops_infra.components import accelerators, catalog, pricing
+from mlops_infra.components.aws import karpenter_types
 from mlops_infra.tooling.cost.estimator import Schedule, estimate
 from mlops_policies.model import (
     Resource,
@@ -22,6 +23,8 @@ from mlops_policies.model import (
 )
 from mlops_policies.security import EKS_NODE_GROUP, GKE_NODE_POOL, matches_any
 
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+
 StackFindings = Iterator[tuple[str | None, str]]
 
 
@@ -34,6 +37,31 @@ class NodeGroupView:
     spot: bool
     min_size: int
     max_size: int
+
+    @property
+    def cloud(self) -> str:
+        return "gcp" if self.resource.type == GKE_NODE_POOL else "aws"
+
+    @property
+    def sharing(self) -> accelerators.GpuSharing | None:
+        """How the group shares its GPUs, from the labels its nodes carry (GKE: its accelerator config)."""
+        if self.resource.type == GKE_NODE_POOL:
+            guest = self.resource.get("nodeConfig", "guestAccelerators", 0, default={}) or {}
+            clients = (guest.get("gpuSharingConfig") or {}).get("maxSharedClientsPerGpu")
+            if clients:
+                return accelerators.GpuSharing("time-slicing", int(clients))
+            if guest.get("gpuPartitionSize"):
+                return accelerators.GpuSharing("mig", profile=str(guest["gpuPartitionSize"]))
+            return None
+        labels = self.resource.get("spec", "template", "metadata", "labels") or self.resource.get("labels")
+        return accelerators.sharing_from_labels(labels if isinstance(labels, Mapping) else {})
+
+    def devices(self, itype: catalog.InstanceType, resource: str) -> int:
+        """Units of `resource` a node of this type offers, slices of shared GPUs counted."""
+        sharing = self.sharing
+        if sharing is not None and itype.accelerator_kind == "gpu":
+            return sharing.devices_per_node(itype.name, self.cloud).get(resource, 0)
+        return accelerators.devices_per_node(itype.name, resource)
 
     @property
     def known(self) -> list[catalog.InstanceType]:
@@ -54,9 +82,39 @@ class NodeGroupView:
         return None
 
 
+def _node_pool_view(r: Resource) -> NodeGroupView:
+    """A Karpenter NodePool as a group: its types are those its requirements name (or admit), it has spot when
+    it admits spot, its minimum is a static pool's `replicas` (a dynamic pool keeps none), and its maximum the
+    most nodes its limits allow of any admitted type (0 when it has no limits)."""
+    reqs = [q for q in as_list(r.get("spec", "template", "spec", "requirements")) if isinstance(q, Mapping)]
+    named = next(
+        (
+            q.get("values")
+            for q in reqs
+            if q.get("key") == karpenter_types.INSTANCE_TYPE and q.get("operator") == "In"
+        ),
+        None,
+    )
+    admitted = karpenter_types.admitted_types(reqs)
+    types = tuple(str(t) for t in as_list(named)) if named else tuple(t.name for t in admitted)
+    limits = r.get("spec", "limits", default={}) or {}
+    ceilings = [karpenter_types.nodes_within_limits(t, limits) for t in admitted]
+    max_nodes = 0 if not ceilings or None in ceilings else max(c for c in ceilings if c is not None)
+    replicas = r.get("spec", "replicas")
+    return NodeGroupView(
+        r,
+        types,
+        "spot" in karpenter_types.capacity_types(reqs),
+        int(replicas) if isinstance(replicas, int | float) else 0,
+        max_nodes,
+    )
+
+
 def node_groups(resources: Sequence[Resource]) -> list[NodeGroupView]:
     groups = []
     for r in resources:
+        if r.type == NODE_POOL:
+            groups.append(_node_pool_view(r))
         if r.type == EKS_NODE_GROUP:
             scaling = r.get("scalingConfig", default={})
             groups.append(
@@ -171,7 +229,12 @@ def node_group_max_bounded(r: Resource, config: Mapping[str, Any]) -> Iterator[s
     max_nodes = int(config.get("maxNodes", 100))
     max_accel = int(config.get("maxAcceleratorNodes", 16))
     limit = max_accel if g.accelerator_kind else max_nodes
-    if g.max_size <= 0:
+    if g.max_size <= 0 and r.type == NODE_POOL:
+        yield (
+            f"{display(r)}: no spec.limits bound how many nodes it launches (Karpenter then stops only at the "
+            "account's quotas); set limits (nodes, cpu, memory: the group's maxSize does this)"
+        )
+    elif g.max_size <= 0:
         yield f"{display(r)}: no maximum size; set maxSize so a runaway scale-up cannot run up the bill"
     elif g.max_size > limit:
         kind = f"{g.accelerator_kind} " if g.accelerator_kind else ""
@@ -248,7 +311,11 @@ def gpu_request_fits_node(resources: Sequence[Resource], config: Mapping[str, An
         requests = pod_requests(spec)
         cpu, mem = requests.get("cpu", 0.0), requests.get("memory", 0.0) / 2**30
         shapes = [
-            i for g in groups if g.accelerator_kind == kind for i in g.known if i.accelerator_kind == kind
+            (g, i)
+            for g in groups
+            if g.accelerator_kind == kind
+            for i in g.known
+            if i.accelerator_kind == kind
         ]
         if not shapes:
             yield (
@@ -261,23 +328,31 @@ def gpu_request_fits_node(resources: Sequence[Resource], config: Mapping[str, An
             continue
         fits = [
             i
-            for i in shapes
-            if accelerators.devices_per_node(i.name, resource_name) >= count
-            and i.vcpu >= cpu
-            and i.memory_gib >= mem
+            for g, i in shapes
+            if g.devices(i, resource_name) >= count and i.vcpu >= cpu and i.memory_gib >= mem
         ]
+        # Slices of shared GPUs: nvidia.com/gpu.shared and nvidia.com/mig-* on EKS, nvidia.com/gpu on shared GKE pools.
+        slices = kind == "gpu" and (
+            resource_name != accelerators.NVIDIA_GPU or all(g.sharing is not None for g, _ in shapes)
+        )
         if not fits:
-            biggest = max(shapes, key=lambda i: accelerators.devices_per_node(i.name, resource_name))
+            group, biggest = max(shapes, key=lambda s: s[0].devices(s[1], resource_name))
             yield (
                 r.urn,
                 (
                     f"{display(r)}: requests {count:g} {resource_name}, {cpu:g} CPU, {mem:.1f} GiB but the largest "
-                    f"{kind} node ({biggest.name}) has {accelerators.devices_per_node(biggest.name, resource_name)}, {biggest.vcpu} vCPU, "
+                    f"{kind} node ({biggest.name}) has {group.devices(biggest, resource_name)}, {biggest.vcpu} vCPU, "
                     f"{biggest.memory_gib:g} GiB; the pod would stay Pending - lower the request or add a larger type"
                 ),
             )
         elif not math.isclose(count, round(count)):
             yield r.urn, f"{display(r)}: {resource_name} must be requested in whole devices, got {count:g}"
+        elif slices and count > 1:
+            yield (
+                r.urn,
+                f"{display(r)}: requests {count:g} {resource_name} slices of a shared GPU; a pod gets one slice (the "
+                "NVIDIA device plugin runs with failRequestsGreaterThanOne, GKE allows one per container) - request 1",
+            )
 
 
 RULES: list[Rule] = [

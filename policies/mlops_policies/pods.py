@@ -57,7 +57,7 @@ NEURON_INSTANCES = (
 # chart name (last segment of the chart reference) -> its pods. Defaults from values.yaml at the pinned
 # versions: kube-prometheus-stack 86.2.0 (subcharts grafana, kube-state-metrics 7.4.0, prometheus-node-exporter
 # 4.55.0), prometheus-pushgateway 3.8.0, argo-rollouts 2.40.1, cluster-autoscaler 9.59.0,
-# nvidia-device-plugin 0.17.4, dcgm-exporter 4.1.3, neuron-helm-chart 1.1.2.
+# nvidia-device-plugin 0.17.4, dcgm-exporter 4.1.3, neuron-helm-chart 1.1.2, karpenter 1.14.1.
 CHART_PODS: dict[str, tuple[ChartPod, ...]] = {
     "kube-prometheus-stack": (
         ChartPod(
@@ -85,6 +85,31 @@ CHART_PODS: dict[str, tuple[ChartPod, ...]] = {
     "prometheus-pushgateway": (ChartPod("pushgateway", "Deployment"),),
     "argo-rollouts": (ChartPod("argo-rollouts", "Deployment", ("controller",)),),
     "cluster-autoscaler": (ChartPod("cluster-autoscaler", "Deployment"),),
+    # karpenter 1.14.1 values.yaml: never on a node it launched, Linux only, tolerates CriticalAddonsOnly.
+    "karpenter": (
+        ChartPod(
+            "karpenter",
+            "Deployment",
+            defaults={
+                "nodeSelector": _LINUX,
+                "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"}],
+                "affinity": {
+                    "nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [
+                                {
+                                    "matchExpressions": [
+                                        {"key": "karpenter.sh/nodepool", "operator": "DoesNotExist"}
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+            },
+            resources_path=("controller", "resources"),
+        ),
+    ),
     "nvidia-device-plugin": (
         ChartPod(
             "nvidia-device-plugin",

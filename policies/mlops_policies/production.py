@@ -49,6 +49,7 @@ def prod_serving_on_demand(resources: Sequence[Resource], config: Mapping[str, A
     cluster = build_cluster(nodes, pods)
     spot = {n.group for n in nodes if n.labels.get("eks.amazonaws.com/capacityType") == "SPOT"}
     spot |= {n.group for n in nodes if n.labels.get("cloud.google.com/gke-spot") == "true"}
+    spot |= {n.group for n in nodes if n.labels.get("karpenter.sh/capacity-type") == "spot"}
     for pod in pods:
         if pod.kind not in LONG_RUNNING_KINDS or accelerator_request(pod.spec) is None:
             continue

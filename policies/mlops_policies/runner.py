@@ -15,6 +15,7 @@ from mlops_policies import (
     charts,
     cost,
     cost_allocation,
+    karpenter,
     network_policy,
     preconditions,
     production,
@@ -50,6 +51,7 @@ ALL_RULES: list[Rule] = [
     *telemetry.RULES,
     *preconditions.RULES,
     *cost_allocation.RULES,
+    *karpenter.RULES,
 ]
 BLOCKING = frozenset({"mandatory", "remediate"})  # remediate is treated as mandatory offline (no fix applied)
 

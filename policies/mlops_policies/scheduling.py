@@ -16,11 +16,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from mlops_infra.components import accelerators, catalog
 from mlops_policies.cost import pod_requests
-from mlops_policies.model import Resource, Rule
+from mlops_policies.model import Resource, Rule, dig
 from mlops_policies.nodes import Node, cluster_nodes, with_devices
-from mlops_policies.pods import PodTemplate, pod_templates
+from mlops_policies.pods import PodTemplate, chart_name, pod_templates
 from mlops_policies.selectors import node_affinity_matches, tolerates
 
 BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
@@ -78,8 +80,11 @@ def build_cluster(nodes: Sequence[Node], pods: Sequence[PodTemplate]) -> Cluster
     plugins = [p for p in pods if p.kind == "DaemonSet" and p.advertises]
     ready: list[Node] = []
     for node in nodes:
-        advertised = [name for p in plugins if placement_problem(p, node) is None for name in p.advertises]
-        ready.append(with_devices(node, advertised) if advertised else node)
+        devices: dict[str, float] = {}
+        for plugin in plugins:
+            if placement_problem(plugin, node) is None:
+                devices |= plugin_devices(plugin, node)
+        ready.append(with_devices(node, devices) if devices else node)
     load: dict[tuple[str, str], dict[str, float]] = {}
     for node in ready:
         total: dict[str, float] = {}
@@ -91,22 +96,52 @@ def build_cluster(nodes: Sequence[Node], pods: Sequence[PodTemplate]) -> Cluster
     return Cluster(ready, load)
 
 
-def group_problem(pod: PodTemplate, cluster: Cluster, group: str) -> str | None:
-    """Why the pod cannot run on the group: every instance type of the group must take it (the autoscaler
-    may launch any of them), and an empty EKS group must look right to cluster-autoscaler's template."""
-    for node in (n for n in cluster.nodes if n.group == group):
-        load = cluster.load(node) if pod.kind != "DaemonSet" else {}
-        problem = placement_problem(pod, node, load)
+def _node_problem(pod: PodTemplate, cluster: Cluster, node: Node) -> str | None:
+    load = cluster.load(node) if pod.kind != "DaemonSet" else {}
+    problem = placement_problem(pod, node, load)
+    if problem is not None:
+        return problem
+    if node.template is not None and node.min_size == 0 and pod.kind != "DaemonSet":
+        problem = placement_problem(pod, node.template)
         if problem is not None:
-            return problem
-        if node.template is not None and node.min_size == 0 and pod.kind != "DaemonSet":
-            problem = placement_problem(pod, node.template)
-            if problem is not None:
-                return (
-                    f"fits its nodes, but the group scales from zero and cluster-autoscaler's template "
-                    f"(ASG node-template tags) says: {problem}"
-                )
+            if node.any_type:
+                return f"fits its nodes, but Karpenter's view of {node.instance_type} says: {problem}"
+            return (
+                f"fits its nodes, but the group scales from zero and cluster-autoscaler's template "
+                f"(ASG node-template tags) says: {problem}"
+            )
     return None
+
+
+def plugin_devices(plugin: PodTemplate, node: Node) -> dict[str, float]:
+    """What a device plugin advertises on a node. The NVIDIA plugin applies the config its node label
+    (`nvidia.com/device-plugin.config`) names among the chart's `config.map`, else `config.default`: with
+    time-slicing or MIG that is shared slices, not whole GPUs."""
+    values = plugin.owner.get("values", default={}) or {}
+    configs = dig(values, "config", "map") or {}
+    if chart_name(plugin.owner) == "nvidia-device-plugin" and configs:
+        name = node.labels.get(accelerators.DEVICE_PLUGIN_CONFIG_LABEL) or dig(values, "config", "default")
+        text = configs.get(name)
+        config = yaml.safe_load(text) if isinstance(text, str) else None
+        if isinstance(config, Mapping):
+            counts = accelerators.plugin_devices(config, node.instance_type, node.labels)
+            return {k: float(v) for k, v in counts.items() if v}
+    return {
+        name: float(accelerators.devices_per_node(node.instance_type, name)) for name in plugin.advertises
+    }
+
+
+def group_problem(pod: PodTemplate, cluster: Cluster, group: str) -> str | None:
+    """Why the pod cannot run on the group: every instance type of a node group must take it (the autoscaler
+    may launch any of them), and an empty EKS group must look right to cluster-autoscaler's template; a
+    Karpenter pool needs one instance type that takes it, in Karpenter's view too."""
+    nodes = [n for n in cluster.nodes if n.group == group]
+    problems = [_node_problem(pod, cluster, node) for node in nodes]
+    if nodes and nodes[0].any_type:
+        if any(p is None for p in problems):
+            return None
+        return f"no instance type of the pool takes it, e.g. {nodes[0].instance_type}: {problems[0]}"
+    return next((p for p in problems if p is not None), None)
 
 
 def unschedulable(
@@ -131,7 +166,10 @@ def devices_missing(cluster: Cluster) -> Iterator[tuple[Node, str]]:
         itype = catalog.find_instance(node.instance_type)
         if itype is not None and itype.accelerator_kind is not None:
             resource = accelerators.accelerator(itype.accelerator_kind, node.cloud).resource
-            if resource not in node.allocatable:
+            # Shared GPUs advertise slices (nvidia.com/gpu.shared, nvidia.com/mig-*) instead of whole GPUs.
+            if not any(
+                accelerators.kind_of_resource(name) == itype.accelerator_kind for name in node.allocatable
+            ):
                 yield node, resource
 
 

@@ -31,6 +31,7 @@ GKE_CLUSTER = "gcp:container/cluster:Cluster"
 GKE_NODE_POOL = "gcp:container/nodePool:NodePool"
 EKS_NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
+EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 EC2_INSTANCE = "aws:ec2/instance:Instance"
 S3_BUCKETS = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 S3_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
@@ -163,6 +164,11 @@ def imdsv2_required(r: Resource, config: Mapping[str, Any]) -> Iterator[str]:
         yield (
             f"EKS node group {r.name}: no launch template, so IMDS settings are the AMI's; attach a launch "
             "template with metadataOptions.httpTokens=required and httpPutResponseHopLimit=1"
+        )
+    elif r.type == EC2_NODE_CLASS and r.get("spec", "metadataOptions") is not None:
+        # Karpenter's default without metadataOptions is httpTokens=required, hop limit 1 (concepts/nodeclasses.md).
+        yield from _metadata_problems(
+            display(r), {"httpTokens": "required", **r.get("spec", "metadataOptions")}, max_hop
         )
     elif r.type == GKE_NODE_POOL:
         mode = r.get("nodeConfig", "workloadMetadataConfig", "mode")

@@ -207,13 +207,18 @@ def supported_on(cloud: str) -> tuple[str, ...]:
 
 
 def kind_of_resource(resource: str) -> Kind | None:
+    """The accelerator kind of a device resource, shared GPU slices (`nvidia.com/gpu.shared`, MIG instances
+    `nvidia.com/mig-<profile>`) included."""
+    if resource == f"{NVIDIA_GPU}.shared" or resource.startswith("nvidia.com/mig-"):
+        return "gpu"
     return DEVICE_RESOURCES.get(resource)
 
 
 def devices_per_node(instance_type: str, resource: str) -> int:
-    """How many units of `resource` one node of this type advertises (NeuronCores count cores)."""
+    """How many units of `resource` one node of this type advertises without sharing (NeuronCores count cores;
+    shared slices depend on the group's `GpuSharing`, see `GpuSharing.devices_per_node`)."""
     itype = catalog.instance(instance_type)
-    kind = kind_of_resource(resource)
+    kind = DEVICE_RESOURCES.get(resource)
     if kind is None or itype.accelerator_kind != kind:
         return 0
     return itype.neuron_cores if resource == NEURON_CORE else itype.accelerator_count
@@ -246,3 +251,168 @@ def cloud_node_labels(cloud: str, instance_type: str, topology: str | None = Non
     if cloud == "aws" and itype.accelerator_kind == "gpu" and itype.accelerator:
         return {AWS_GPU_MODEL_LABEL: itype.accelerator}
     return {}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# GPU sharing: several pods on one GPU, by time-slicing (CUDA time slices, no memory isolation) or MIG (the GPU
+# split into isolated instances of one profile, A100/H100 only; profiles in catalog_data/gpu_models.yaml).
+#
+# EKS: the NVIDIA device plugin (chart 0.17.4) reads a config per node, chosen by the node label
+# `nvidia.com/device-plugin.config` among the chart's `config.map` entries (README "Updating Per-Node Configuration
+# With a Node Label"). Time-slicing with `renameByDefault: true` advertises `nvidia.com/gpu.shared` (GPUs x replicas)
+# instead of `nvidia.com/gpu`, so a pod asking for a whole GPU never lands on a slice; `failRequestsGreaterThanOne`
+# refuses requests above 1 (more slices buy no more GPU time). MIG with `migStrategy: mixed` advertises
+# `nvidia.com/mig-<profile>` per instance; the MIG manager partitions the GPUs as the node label
+# `nvidia.com/mig.config` (`all-<profile>`) says. GPU feature discovery is off here (nodes are labelled by their
+# group), so the group sets the labels GFD would: `nvidia.com/gpu.sharing-strategy`, `nvidia.com/gpu.replicas`,
+# `nvidia.com/mig.strategy`.
+# GKE: the node pool's `gpu_sharing_config` (TIME_SHARING, 2-48 clients per GPU) or `gpu_partition_size` (a MIG
+# profile); GKE's device plugin keeps the resource name `nvidia.com/gpu` and labels the nodes
+# `cloud.google.com/gke-gpu-sharing-strategy`, `cloud.google.com/gke-max-shared-clients-per-gpu`,
+# `cloud.google.com/gke-gpu-partition-size`, which workloads must select (GKE docs "timesharing-gpus",
+# "gpus-multi" (MIG)).
+
+DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
+SHARING_STRATEGY_LABEL = "nvidia.com/gpu.sharing-strategy"
+GPU_REPLICAS_LABEL = "nvidia.com/gpu.replicas"
+MIG_CONFIG_LABEL = "nvidia.com/mig.config"
+MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"
+GKE_SHARING_STRATEGY_LABEL = "cloud.google.com/gke-gpu-sharing-strategy"
+GKE_MAX_SHARED_CLIENTS_LABEL = "cloud.google.com/gke-max-shared-clients-per-gpu"
+GKE_PARTITION_SIZE_LABEL = "cloud.google.com/gke-gpu-partition-size"
+SHARED_GPU = f"{NVIDIA_GPU}.shared"
+MIG_PREFIX = "nvidia.com/mig-"
+MAX_TIME_SLICES = 48  # GKE's limit for max_shared_clients_per_gpu; the NVIDIA plugin has none
+SharingMode = Literal["time-slicing", "mig"]
+
+
+def mig_resource(profile: str) -> str:
+    return f"{MIG_PREFIX}{profile}"
+
+
+@dataclass(frozen=True)
+class GpuSharing:
+    """How a GPU group shares its GPUs: `replicas` time slices per GPU, or MIG instances of `profile`."""
+
+    mode: SharingMode
+    replicas: int = 1
+    profile: str | None = None
+
+    def problems(self, instance_types: tuple[str, ...]) -> list[str]:
+        """Why this sharing cannot run on these instance types (empty when it can)."""
+        if self.mode == "time-slicing":
+            if self.profile is not None or not 2 <= self.replicas <= MAX_TIME_SLICES:
+                return [f"time-slicing takes replicas 2-{MAX_TIME_SLICES} and no profile"]
+            return []
+        if self.profile is None or self.replicas != 1:
+            return ["mig takes a profile (e.g. 1g.5gb) and no replicas"]
+        found = []
+        for name in instance_types:
+            profiles = catalog.mig_profiles(name)
+            if self.profile not in profiles:
+                itype = catalog.instance(name)
+                offered = ", ".join(profiles) or "none: its GPU has no MIG"
+                found.append(
+                    f"{name} ({itype.accelerator} {itype.accelerator_memory_gib:g} GB) has no MIG profile "
+                    f"{self.profile}; its profiles: {offered}"
+                )
+        return found
+
+    def slices_per_gpu(self, instance_type: str) -> int:
+        if self.mode == "time-slicing":
+            return self.replicas
+        return catalog.mig_profiles(instance_type).get(str(self.profile), 0)
+
+    def resource(self, cloud: str) -> str:
+        """The extended resource a pod requests for one slice."""
+        if cloud == "gcp":
+            return NVIDIA_GPU
+        return SHARED_GPU if self.mode == "time-slicing" else mig_resource(str(self.profile))
+
+    def devices_per_node(self, instance_type: str, cloud: str) -> dict[str, int]:
+        """Every resource a node of this type advertises (whole GPUs are no longer offered on EKS)."""
+        gpus = catalog.instance(instance_type).accelerator_count
+        return {self.resource(cloud): gpus * self.slices_per_gpu(instance_type)}
+
+    def node_labels(self, cloud: str, config_name: str) -> dict[str, str]:
+        """Labels the platform sets on the group's nodes (EKS), or GKE sets itself (what workloads select)."""
+        if cloud == "gcp":
+            if self.mode == "mig":
+                return {GKE_PARTITION_SIZE_LABEL: str(self.profile)}
+            return {
+                GKE_SHARING_STRATEGY_LABEL: "time-sharing",
+                GKE_MAX_SHARED_CLIENTS_LABEL: str(self.replicas),
+            }
+        labels = {DEVICE_PLUGIN_CONFIG_LABEL: config_name}
+        if self.mode == "mig":
+            return labels | {MIG_CONFIG_LABEL: f"all-{self.profile}", MIG_STRATEGY_LABEL: "mixed"}
+        return labels | {SHARING_STRATEGY_LABEL: "time-slicing", GPU_REPLICAS_LABEL: str(self.replicas)}
+
+    def workload_selector(self, cloud: str) -> dict[str, str]:
+        """The node selector of a pod that runs on one slice of this sharing."""
+        labels = self.node_labels(cloud, "")
+        return {
+            k: v for k, v in labels.items() if k != DEVICE_PLUGIN_CONFIG_LABEL and k != MIG_STRATEGY_LABEL
+        }
+
+    def device_plugin_config(self) -> dict[str, Any]:
+        """The NVIDIA device plugin's config file for nodes of this group (EKS)."""
+        if self.mode == "mig":
+            return {"version": "v1", "flags": {"migStrategy": "mixed"}}
+        return {
+            "version": "v1",
+            "flags": {"migStrategy": "none"},
+            "sharing": {
+                "timeSlicing": {
+                    "renameByDefault": True,
+                    "failRequestsGreaterThanOne": True,
+                    "resources": [{"name": NVIDIA_GPU, "replicas": self.replicas}],
+                }
+            },
+        }
+
+    def place(self, pod_spec: dict[str, Any], resources: dict[str, Any], cloud: str) -> None:
+        """Put a pod on one slice: the GPU toleration, the sharing labels as node selector, a request of 1."""
+        gpu = accelerator("gpu", cloud)
+        pod_spec["tolerations"] = [*pod_spec.get("tolerations", []), gpu.toleration()]
+        pod_spec["nodeSelector"] = {**pod_spec.get("nodeSelector", {}), **self.workload_selector(cloud)}
+        for section in ("requests", "limits"):
+            resources.setdefault(section, {})[self.resource(cloud)] = "1"
+
+
+def plugin_devices(
+    config: Mapping[str, Any], instance_type: str, node_labels: Mapping[str, str]
+) -> dict[str, int]:
+    """What the NVIDIA device plugin advertises on a node, given the config file it applies there (0.17.4:
+    time-slicing multiplies and may rename `nvidia.com/gpu`; `migStrategy: mixed` advertises one resource per MIG
+    profile, as partitioned by the MIG manager from the `nvidia.com/mig.config` label)."""
+    gpus = catalog.instance(instance_type).accelerator_count
+    flags = config.get("flags") or {}
+    if flags.get("migStrategy") == "mixed":
+        layout = str(node_labels.get(MIG_CONFIG_LABEL, ""))
+        profile = layout.removeprefix("all-")
+        per_gpu = catalog.mig_profiles(instance_type).get(profile, 0)
+        return {mig_resource(profile): gpus * per_gpu} if layout.startswith("all-") and per_gpu else {}
+    slicing = (config.get("sharing") or {}).get("timeSlicing") or {}
+    for entry in slicing.get("resources") or []:
+        if isinstance(entry, Mapping) and entry.get("name") == NVIDIA_GPU:
+            name = SHARED_GPU if slicing.get("renameByDefault") else NVIDIA_GPU
+            return {name: gpus * int(entry.get("replicas", 1))}
+    return {NVIDIA_GPU: gpus}
+
+
+def sharing_from_labels(labels: Mapping[str, str]) -> GpuSharing | None:
+    """The sharing a node's labels announce (the inverse of `GpuSharing.node_labels`, either cloud)."""
+    try:
+        if labels.get(SHARING_STRATEGY_LABEL) == "time-slicing":
+            return GpuSharing("time-slicing", int(labels.get(GPU_REPLICAS_LABEL, "1")))
+        if labels.get(GKE_SHARING_STRATEGY_LABEL) == "time-sharing":
+            return GpuSharing("time-slicing", int(labels.get(GKE_MAX_SHARED_CLIENTS_LABEL, "1")))
+    except ValueError:
+        return None
+    layout = labels.get(MIG_CONFIG_LABEL, "")
+    if layout.startswith("all-"):
+        return GpuSharing("mig", profile=layout.removeprefix("all-"))
+    if labels.get(GKE_PARTITION_SIZE_LABEL):
+        return GpuSharing("mig", profile=labels[GKE_PARTITION_SIZE_LABEL])
+    return None

@@ -54,6 +54,7 @@ _INSTANCE_KEYS = {
 }
 _INSTANCE_FILES = ("aws_instances.yaml", "gcp_instances.yaml")
 _SERVICE_FILES = ("aws_services.yaml", "gcp_services.yaml")
+_GPU_MODEL_FILE = "gpu_models.yaml"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,18 @@ class ServicePrice:
         if "DERIVED" in self.source:
             return "DERIVED figure, not read as such"
         return ""
+
+
+@dataclass(frozen=True)
+class GpuModel:
+    """A GPU model and its MIG profiles: profile name (`1g.5gb`) -> instances of it one GPU holds."""
+
+    accelerator: str
+    memory_gib: float
+    product: str
+    mig_profiles: dict[str, int]
+    source: str
+    as_of: str
 
 
 class UnknownInstanceType(KeyError):
@@ -427,6 +440,33 @@ def _all_instances() -> dict[str, InstanceType]:
     return {**_instances(), **_team} if _team else _instances()
 
 
+@functools.cache
+def _gpu_models() -> dict[tuple[str, float], GpuModel]:
+    doc = _read_yaml(_GPU_MODEL_FILE)
+    sources, defaults = doc.get("sources", {}), doc.get("defaults", {})
+    table: dict[tuple[str, float], GpuModel] = {}
+    for raw in doc.get("gpu_models", []):
+        if not isinstance(raw, dict):
+            raise CatalogDataError(f"{_GPU_MODEL_FILE}: every GPU model row must be a mapping")
+        row = {**defaults, **raw}
+        where = f"{_GPU_MODEL_FILE}:{row.get('accelerator')}"
+        profiles = row.get("mig_profiles")
+        if not isinstance(profiles, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and 1 <= v <= 7 for k, v in profiles.items()
+        ):
+            raise CatalogDataError(f"{where}: mig_profiles maps profile names to 1-7 instances")
+        model = GpuModel(
+            accelerator=_str(row, "accelerator", where),
+            memory_gib=_num(row, "memory_gib", where),
+            product=_str(row, "product", where),
+            mig_profiles=dict(profiles),
+            source=_resolve_sources(where, row.get("source"), sources, "source"),
+            as_of=_as_of(row, defaults, where),
+        )
+        table[(model.accelerator, model.memory_gib)] = model
+    return table
+
+
 def _suggest(name: str, candidates: list[str]) -> str:
     close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     return f"; did you mean {', '.join(close)}?" if close else ""
@@ -515,6 +555,19 @@ def tpu_hosts(machine_type: str, topology: str) -> int:
     if chips % item.accelerator_count:
         raise CatalogDataError(f"{machine_type}: topology {norm} is not a whole number of hosts")
     return max(1, chips // item.accelerator_count)
+
+
+def gpu_model(itype: InstanceType) -> GpuModel | None:
+    """The MIG facts of an instance type's GPU, or None (no GPU, or a GPU without MIG)."""
+    if itype.accelerator_kind != "gpu" or itype.accelerator is None:
+        return None
+    return _gpu_models().get((itype.accelerator, itype.accelerator_memory_gib))
+
+
+def mig_profiles(instance_type: str) -> dict[str, int]:
+    """MIG profile -> instances per GPU for this instance type's GPU; empty when it has no MIG."""
+    model = gpu_model(instance(instance_type))
+    return dict(model.mig_profiles) if model else {}
 
 
 @dataclass(frozen=True)

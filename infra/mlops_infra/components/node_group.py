@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mlops_infra.components import catalog
-from mlops_infra.components.accelerators import KINDS, NodeTaint
+from mlops_infra.components.accelerators import KINDS, GpuSharing, NodeTaint
 
 Role = Literal["system", "cpu", "gpu", "neuron", "tpu"]
 ROLES: tuple[str, ...] = ("system", "cpu", "gpu", "neuron", "tpu")
@@ -59,6 +59,8 @@ class NodeGroupSpec:
     """GCP: a Compute Engine reservation to consume."""
     gpu_driver_version: Literal["DEFAULT", "LATEST", "INSTALLATION_DISABLED"] = "DEFAULT"
     """GCP: how GKE installs the NVIDIA driver on GPU pools."""
+    sharing: GpuSharing | None = None
+    """GPU groups: share each GPU by time-slicing or MIG (see accelerators.GpuSharing)."""
 
     def __post_init__(self) -> None:
         problems = list(self._problems())
@@ -97,6 +99,11 @@ class NodeGroupSpec:
             if itype.accelerator_kind != wanted:
                 has = itype.accelerator_kind or "no accelerator"
                 problems.append(f"{name} has {has}, but the role is {self.role}")
+        if self.sharing is not None:
+            if self.role != "gpu":
+                problems.append("only GPU groups share their accelerators")
+            elif self.instance_types and not any("has" in p for p in problems):
+                problems.extend(self.sharing.problems(self.instance_types))
         if (self.role == "tpu") != (self.tpu_topology is not None):
             problems.append("tpu_topology is set exactly for TPU groups")
         return problems

@@ -14,8 +14,10 @@ from mlops_infra.components.aws.autoscaler_iam import SERVICE_ACCOUNT as CA_SERV
 from mlops_infra.components.aws.autoscaler_iam import cluster_autoscaler_policy_json
 from mlops_infra.components.aws.cluster import EksCluster, EksClusterArgs
 from mlops_infra.components.aws.irsa import ROLE_ARN_ANNOTATION, irsa_binder, irsa_role
+from mlops_infra.components.aws.karpenter import Karpenter, KarpenterArgs
 from mlops_infra.components.aws.network import Network, NetworkArgs
 from mlops_infra.components.aws.node_groups import ManagedNodeGroup, NodeGroupArgs, node_group_for
+from mlops_infra.components.aws.node_pools import KarpenterNodePool, KarpenterNodePoolArgs
 from mlops_infra.components.aws.storage import EbsStorageClass, EbsStorageClassArgs
 from mlops_infra.components.aws.versions import autoscaler_image_tag
 from mlops_infra.components.k8s.accelerators import (
@@ -31,7 +33,7 @@ from mlops_infra.components.k8s.cluster_autoscaler import (
     ClusterAutoscalerArgs,
     PriorityGroup,
 )
-from mlops_infra.platform.config import NodeGroupConfig, StackConfig
+from mlops_infra.platform.config import CLUSTER_AUTOSCALER_ONLY, NodeGroupConfig, StackConfig
 
 
 def zones_of(config: StackConfig) -> tuple[str, ...]:
@@ -96,6 +98,76 @@ class AwsPlatform(pulumi.ComponentResource):
             opts=self._child(depends_on),
         )
 
+    @property
+    def karpenter(self) -> bool:
+        return self.config.autoscaler.engine == "karpenter"
+
+    @property
+    def managed_groups(self) -> list[NodeGroupConfig]:
+        """Groups that are EKS managed node groups: all of them, or only the system group under Karpenter (the
+        controller must not run on nodes it manages)."""
+        groups = self.config.node_groups
+        return [g for g in groups if g.role == "system"] if self.karpenter else list(groups)
+
+    def _karpenter(
+        self,
+        config: StackConfig,
+        handle: ClusterHandle,
+        eks: EksCluster,
+        subnet_by_zone: dict[str, pulumi.Input[str]],
+        zones: tuple[str, ...],
+        after_nodes: pulumi.ResourceOptions,
+    ) -> dict[str, pulumi.Input[Any]]:
+        """The Karpenter controller, then one NodePool + EC2NodeClass per non-system group. Whatever waits for the
+        cluster (services, workloads) waits for the pools too: their pods run on nodes only the pools launch."""
+        assert config.region is not None
+        pooled = [g for g in config.node_groups if g.role != "system"]
+        controller = Karpenter(
+            f"{config.cluster_name}-karpenter",
+            KarpenterArgs(
+                cluster=handle,
+                cluster_name=config.cluster_name,
+                cluster_endpoint=eks.endpoint,
+                region=config.region,
+                oidc_provider_arn=eks.oidc_provider_arn,
+                oidc_issuer=eks.oidc_issuer,
+                identity="pod-identity" if config.cluster.pod_identity_agent else "irsa",
+                replicas=config.defaults.controller_replicas,
+                spot=any(g.capacity == "spot" for g in pooled),
+                node_overlays=any(g.sharing is not None for g in pooled),
+                tags=config.all_tags,
+            ),
+            opts=after_nodes,
+        )
+        consolidate_after = (
+            config.autoscaler.scale_down_unneeded_time or config.defaults.scale_down_unneeded_time
+        )
+        ami = f"al2023@{config.autoscaler.ami_version or 'latest'}"
+        pools = []
+        for group in pooled:
+            group_zones = tuple(group.zones or zones)
+            pools.append(
+                KarpenterNodePool(
+                    f"{config.cluster_name}-{group.name}",
+                    KarpenterNodePoolArgs(
+                        cluster=handle,
+                        group=group.spec(),
+                        node_role_name=controller.node_role.name,
+                        subnet_ids=[subnet_by_zone[z] for z in group_zones],
+                        zones=group_zones,
+                        security_group_id=eks.cluster.vpc_config.cluster_security_group_id,
+                        ebs_kms_key_arn=eks.ebs_key.arn,
+                        ami_alias=ami,
+                        consolidate_after=consolidate_after,
+                        tags=config.all_tags,
+                        depends_on=[controller.release],
+                    ),
+                    opts=after_nodes,
+                )
+            )
+        handle.depends_on.extend(pools)
+        return {"nodePools": [g.name for g in pooled], "interruptionQueue": controller.queue.queue_name}
+
     def _declare(self, config: StackConfig) -> tuple[ClusterHandle, dict[str, pulumi.Input[Any]]]:
         assert config.region is not None
         name = config.cluster_name
@@ -131,6 +203,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 admin_role_arns=tuple(config.cluster.admin_role_arns),
                 deletion_protection=config.protect_stateful,
                 tags=tags,
+                ebs_key_for_ec2_fleet=self.karpenter,
             ),
             opts=self._child(),
         )
@@ -155,7 +228,7 @@ class AwsPlatform(pulumi.ComponentResource):
 
         subnet_by_zone = dict(zip(zones, network.private_subnet_ids, strict=True))
         node_groups: list[ManagedNodeGroup] = []
-        for group in config.node_groups:
+        for group in self.managed_groups:
             subnets = [subnet_by_zone[z] for z in (group.zones or zones)]
             node_groups.append(
                 node_group_for(
@@ -194,7 +267,7 @@ class AwsPlatform(pulumi.ComponentResource):
             provider=eks.provider,
             node_groups=[g.spec() for g in config.node_groups],
             bind_workload_identity=irsa_binder(name, eks.oidc_provider_arn, eks.oidc_issuer, eks, tags),
-            depends_on=ready,
+            depends_on=list(ready),
             network=NetworkFacts(
                 network_id=network.vpc_id,
                 private_subnet_ids=list(network.private_subnet_ids),
@@ -209,7 +282,10 @@ class AwsPlatform(pulumi.ComponentResource):
             EbsStorageClassArgs(cluster=handle, kms_key_arn=eks.ebs_key.arn, retain=config.protect_stateful),
             opts=after_nodes,
         )
-        if config.autoscaler.enabled:
+        outputs: dict[str, pulumi.Input[Any]] = {}
+        if self.karpenter:
+            outputs |= self._karpenter(config, handle, eks, subnet_by_zone, zones, after_nodes)
+        elif config.autoscaler.enabled:
             role = irsa_role(
                 f"{name}-cluster-autoscaler",
                 eks.oidc_provider_arn,
@@ -226,7 +302,7 @@ class AwsPlatform(pulumi.ComponentResource):
                     cluster=handle,
                     image_tag=autoscaler_image_tag(config.cluster.version),
                     settings=AutoscalerSettings(
-                        **config.autoscaler.model_dump(exclude={"enabled", "scale_down_unneeded_time"})
+                        **config.autoscaler.model_dump(include=set(CLUSTER_AUTOSCALER_ONLY))
                     ),
                     scale_down_unneeded_time=config.autoscaler.scale_down_unneeded_time
                     or config.defaults.scale_down_unneeded_time,
@@ -244,7 +320,7 @@ class AwsPlatform(pulumi.ComponentResource):
                 f"{name}-device-plugins", AcceleratorDevicePluginsArgs(cluster=handle), opts=after_nodes
             )
 
-        outputs: dict[str, pulumi.Input[Any]] = {
+        outputs |= {
             "clusterName": eks.cluster.name,
             "clusterEndpoint": eks.endpoint,
             "kubeconfig": eks.kubeconfig,

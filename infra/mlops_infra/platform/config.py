@@ -23,7 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic.alias_generators import to_camel
 
 from mlops_infra.components import catalog
-from mlops_infra.components.accelerators import AWS_GPU_MODEL_LABEL, NodeTaint
+from mlops_infra.components.accelerators import (
+    AWS_GPU_MODEL_LABEL,
+    MAX_TIME_SLICES,
+    GpuSharing,
+    NodeTaint,
+    SharingMode,
+)
 from mlops_infra.components.k8s import canary_traffic
 from mlops_infra.components.node_group import NodeGroupSpec
 from mlops_infra.platform.cron import CronError, min_interval_minutes
@@ -230,6 +236,18 @@ class ScaleDownSchedule(Model):
     active_nodes: int | None = Field(default=None, ge=0, le=1000)
 
 
+class GpuSharingConfig(Model):
+    """`{mode: time-slicing, replicas: 4}`: four pods per GPU taking turns; `{mode: mig, profile: 1g.5gb}`: each
+    GPU split into isolated MIG instances of that profile (A100/H100; profiles per model in the catalog)."""
+
+    mode: SharingMode
+    replicas: int | None = Field(default=None, ge=2, le=MAX_TIME_SLICES)
+    profile: str | None = Field(default=None, pattern=r"^[1-7]g\.[0-9]+gb$")
+
+    def sharing(self) -> GpuSharing:
+        return GpuSharing(self.mode, self.replicas or 1, self.profile)
+
+
 class NodeGroupConfig(Model):
     name: str
     role: Role
@@ -249,6 +267,8 @@ class NodeGroupConfig(Model):
     reservation: str | None = Field(default=None, pattern=r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
     # GCP only: how GKE installs the NVIDIA driver on GPU pools (DEFAULT = the version GKE pins per release).
     gpu_driver_version: Literal["DEFAULT", "LATEST", "INSTALLATION_DISABLED"] = "DEFAULT"
+    # GPU groups: share each GPU between pods (time-slicing or MIG).
+    sharing: GpuSharingConfig | None = None
 
     @field_validator("name")
     @classmethod
@@ -288,6 +308,7 @@ class NodeGroupConfig(Model):
             zones=tuple(self.zones) if self.zones else None,
             reservation=self.reservation,
             gpu_driver_version=self.gpu_driver_version,
+            sharing=self.sharing.sharing() if self.sharing else None,
         )
 
     @property
@@ -296,8 +317,28 @@ class NodeGroupConfig(Model):
         return self.min_size if self.desired_size is None else self.desired_size
 
 
+AutoscalerEngine = Literal["cluster-autoscaler", "karpenter"]
+# AutoscalerConfig fields only cluster-autoscaler reads (Karpenter has no expander, utilisation thresholds or
+# node-group balancing; it picks instance types itself) and the ones only Karpenter reads.
+CLUSTER_AUTOSCALER_ONLY = (
+    "expander",
+    "scale_down_delay_after_add",
+    "scale_down_utilization_threshold",
+    "gpu_scale_down_utilization_threshold",
+    "balance_similar_node_groups",
+    "max_node_provision_time",
+)
+KARPENTER_ONLY = ("ami_version",)
+
+
 class AutoscalerConfig(Model):
     enabled: bool = True
+    # cluster-autoscaler scales the node groups' Auto Scaling groups; karpenter launches the nodes of every
+    # non-system group itself (NodePool + EC2NodeClass per group) and runs on the system group.
+    engine: AutoscalerEngine = "cluster-autoscaler"
+    # Karpenter: the EKS AL2023 AMI release to pin (`al2023@<version>`, a tag of awslabs/amazon-eks-ami such as
+    # v20260724); unset means `latest`, which replaces every node on each AMI release (drift).
+    ami_version: str | None = Field(default=None, pattern=r"^v[0-9]{8}$")
     expander: str = "priority,least-waste"
     scale_down_unneeded_time: str | None = None
     scale_down_delay_after_add: str = "10m"
@@ -377,6 +418,8 @@ class ServingConfig(Model):
     )
     gpu: bool = False
     gpus_per_replica: int = Field(default=1, ge=1, le=8)
+    # One slice of a GPU group that shares its GPUs (nodeGroups[].sharing) per replica, instead of whole GPUs.
+    shared_gpu: bool = False
     cpu: str = "1"
     memory: str = "1Gi"
     latency_slo_ms: int = Field(default=50, ge=1, le=10000)
@@ -501,6 +544,14 @@ class StackConfig(Model):
         serving = self.workloads.serving
         replicas = serving.replicas if serving is not None else None
         return self.defaults.serving_replicas if replicas is None else replicas
+
+    @property
+    def serving_gpu_sharing(self) -> GpuSharing | None:
+        """The sharing of the GPU group a `sharedGpu` model server takes one slice of (the first such group)."""
+        serving = self.workloads.serving
+        if serving is None or not serving.shared_gpu:
+            return None
+        return next((g.sharing.sharing() for g in self.node_groups if g.sharing is not None), None)
 
     @property
     def image_registry(self) -> str | None:
@@ -828,6 +879,12 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
     def add(path: str, value: Any, message: str) -> None:
         problems.append(Problem(file, f"{PROJECT}:{path}", value, message))
 
+    if config.autoscaler.engine == "karpenter" and config.cloud != "aws":
+        add(
+            "autoscaler.engine",
+            "karpenter",
+            "Karpenter is implemented for aws (EKS) stacks only; GKE and local clusters scale with their own autoscaler",
+        )
     if config.cloud in _GPU_CLOUDS and not config.region:
         add("region", None, f"set {config.cloud}:region (e.g. us-east-1 / us-central1)")
     if config.cloud == "gcp" and not config.gcp_project:
@@ -872,6 +929,7 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
             )
             continue
         problems.extend(_instance_type_problems(config, group, i, file))
+        problems.extend(_sharing_problems(config, group, i, file))
         if group.role == "tpu":
             problems.extend(_tpu_problems(group, i, file))
         elif group.tpu_topology is not None:
@@ -893,6 +951,18 @@ def cross_field_problems(config: StackConfig, raw: Mapping[str, Any], file: str)
     if serving is not None:
         for path, weight, message in _canary_weight_problems(serving.canary_weights, config.serving_replicas):
             add(f"workloads.serving.canaryWeights{path}", weight, message)
+    if serving is not None and serving.shared_gpu:
+        if config.serving_gpu_sharing is None:
+            add("workloads.serving.sharedGpu", True, "needs a GPU group with sharing (time-slicing or mig)")
+        if serving.gpu:
+            add(
+                "workloads.serving.gpu",
+                True,
+                "sharedGpu already puts each replica on one GPU slice; drop gpu",
+            )
+        if "gpus_per_replica" in serving.model_fields_set:
+            add("workloads.serving.gpusPerReplica", serving.gpus_per_replica,
+                "a replica takes one slice of a shared GPU (the device plugin refuses more); drop gpusPerReplica")  # fmt: skip
     has_gpu_group = any(g.role == "gpu" for g in config.node_groups) or config.cloud == "local"
     for key, workload in (("serving", serving), ("retraining", config.workloads.retraining)):
         if workload is not None and workload.gpu and not has_gpu_group:
@@ -1015,6 +1085,45 @@ def _instance_type_problems(
             problems.append(
                 Problem(file, path, name, f"has {kind} but the group's role is {group.role}; e.g. {options}")
             )
+    return problems
+
+
+def _sharing_problems(config: StackConfig, group: NodeGroupConfig, index: int, file: str) -> list[Problem]:
+    """GPU sharing: a GPU group only, the fields of its mode, a MIG profile every listed GPU has, and MIG only
+    where the platform partitions GPUs (GKE does it itself; EKS would need the NVIDIA MIG manager)."""
+    sharing = group.sharing
+    if sharing is None:
+        return []
+    path = f"{PROJECT}:nodeGroups[{index}].sharing"
+    if group.role != "gpu":
+        return [
+            Problem(
+                file, path, sharing.mode, f"only GPU groups share GPUs; this group's role is {group.role}"
+            )
+        ]
+    if sharing.mode == "time-slicing" and (sharing.replicas is None or sharing.profile is not None):
+        return [Problem(file, f"{path}.replicas", sharing.replicas,
+                        f"time-slicing needs replicas (pods per GPU, 2-{MAX_TIME_SLICES}) and no profile")]  # fmt: skip
+    if sharing.mode == "mig" and (sharing.profile is None or sharing.replicas is not None):
+        return [Problem(file, f"{path}.profile", sharing.profile,
+                        "mig needs a profile such as 1g.5gb (A100 40GB) or 1g.10gb (H100 80GB) and no replicas")]  # fmt: skip
+    known = tuple(
+        t for t in group.instance_types if (i := catalog.find_instance(t)) and i.accelerator_kind == "gpu"
+    )
+    problems = [
+        Problem(file, f"{path}.profile", sharing.profile, message)
+        for message in sharing.sharing().problems(known)
+    ]
+    if sharing.mode == "mig" and config.cloud == "aws" and not problems:
+        problems.append(
+            Problem(
+                file,
+                f"{path}.mode",
+                "mig",
+                "MIG on EKS needs the NVIDIA MIG manager to partition the GPUs, which this platform does not "
+                "deploy; use time-slicing here, or MIG on a gcp stack (GKE partitions GPUs itself)",
+            )
+        )
     return problems
 
 
@@ -1162,6 +1271,8 @@ def override_warnings(config: StackConfig, file: str) -> list[Problem]:
                 getattr(sections[section], field_name),
                 f"only used on {cloud} stacks; ignored on {config.cloud}",
             )
+    if config.cloud == "aws":
+        found.extend(_engine_warnings(config, file))
     if config.cloud != "aws":
         for name in sorted(config.autoscaler.model_fields_set):
             alias = to_camel(name)
@@ -1174,6 +1285,37 @@ def override_warnings(config: StackConfig, file: str) -> list[Problem]:
             config.network.model_dump(by_alias=True, exclude_unset=True),
             "a local cluster has no VPC; ignored",
         )
+    return found
+
+
+def _engine_warnings(config: StackConfig, file: str) -> list[Problem]:
+    """Settings the chosen autoscaler engine does not read, and sizes Karpenter does not keep."""
+    found: list[Problem] = []
+    autoscaler = config.autoscaler
+    karpenter = autoscaler.engine == "karpenter"
+    unread = CLUSTER_AUTOSCALER_ONLY if karpenter else KARPENTER_ONLY
+    for name in sorted(set(unread) & autoscaler.model_fields_set):
+        other = "cluster-autoscaler" if karpenter else "karpenter"
+        found.append(
+            Problem(
+                file,
+                f"{PROJECT}:autoscaler.{to_camel(name)}",
+                getattr(autoscaler, name),
+                f"only {other} reads it; ignored with engine: {autoscaler.engine}",
+            )
+        )
+    if karpenter:
+        for i, group in enumerate(config.node_groups):
+            if group.role != "system" and group.min_size > 0:
+                found.append(
+                    Problem(
+                        file,
+                        f"{PROJECT}:nodeGroups[{i}].minSize",
+                        group.min_size,
+                        "Karpenter keeps no idle minimum (nodes follow pending pods); the size only sets the "
+                        "expected cost: use minSize: 0 with desiredSize for that",
+                    )
+                )
     return found
 
 
@@ -1208,6 +1350,7 @@ def _aws_problems(config: StackConfig, file: str) -> list[Problem]:
             "the API endpoint is private (set or the environment default), so public access stays off; "
             "remove publicCidrs or set cluster.endpoint.private: false",
         )
+    problems.extend(_karpenter_problems(config, file))
     if not config.cluster.admin_role_arns:
         add(
             "cluster.adminRoleArns",
@@ -1233,4 +1376,33 @@ def _aws_problems(config: StackConfig, file: str) -> list[Problem]:
                 f"mixes accelerators ({', '.join(models)}); the {AWS_GPU_MODEL_LABEL} label would be "
                 "wrong on some nodes: use one group per accelerator model",
             )
+    return problems
+
+
+def _karpenter_problems(config: StackConfig, file: str) -> list[Problem]:
+    """Karpenter launches every non-system group's nodes: it must run, and prod pins the AMI it boots."""
+    autoscaler = config.autoscaler
+    if autoscaler.engine != "karpenter":
+        return []
+    problems: list[Problem] = []
+    if not autoscaler.enabled:
+        problems.append(
+            Problem(
+                file,
+                f"{PROJECT}:autoscaler.enabled",
+                False,
+                "with engine: karpenter the non-system groups are NodePools that only Karpenter launches; "
+                "keep it enabled or use engine: cluster-autoscaler",
+            )
+        )
+    if config.is_prod and autoscaler.ami_version is None:
+        problems.append(
+            Problem(
+                file,
+                f"{PROJECT}:autoscaler.amiVersion",
+                None,
+                "prod pins the AMI Karpenter boots (al2023@latest replaces every node on each AMI release); set an "
+                "awslabs/amazon-eks-ami release such as v20260724",
+            )
+        )
     return problems

@@ -99,6 +99,7 @@ def platform_workloads(
                 cpu=serving.cpu,
                 memory=serving.memory,
                 gpus=serving.gpus_per_replica if serving.gpu else 0,
+                gpu_sharing=config.serving_gpu_sharing,
                 latency_slo_ms=serving.latency_slo_ms,
                 cache_ttl_seconds=serving.cache_ttl_seconds,
                 shadow_sample_rate=serving.shadow_sample_rate,

@@ -226,10 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Wider than any table row we print; tables are not expanded, so they keep their natural width.
+UNFOLDED_WIDTH = 100_000
+
+
 def console(stderr: bool = False) -> Console:
     """Text is printed as it is: no markup (`[bold]`), no emoji codes (`:cloud:`), no highlighting. Keys,
     names and messages come from users and must reach them verbatim."""
-    return Console(stderr=stderr, soft_wrap=True, markup=False, emoji=False, highlight=False)
+    found = Console(stderr=stderr, soft_wrap=True, markup=False, emoji=False, highlight=False)
+    if not found.is_terminal:
+        found.width = UNFOLDED_WIDTH  # a file or a pipe gets whole table rows: no name or number split
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:

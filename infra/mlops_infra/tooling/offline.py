@@ -160,6 +160,10 @@ class OfflineMocks(sdk.Mocks):
                     "arn": f"arn:aws:iam::{ACCOUNT_ID}:{kind}/{inputs.get('name', rid)}",
                     "uniqueId": _digest(rid, length=21).upper(),
                 }
+            case "aws:sqs/queue:Queue":
+                queue = inputs.get("name", rid)
+                url = f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{queue}"
+                out |= {"id": url, "url": url, "arn": f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{queue}"}
             case "aws:kms/key:Key":
                 out |= {
                     "id": _digest(rid, length=32),

@@ -28,6 +28,8 @@ class EksClusterArgs:
     admin_role_arns: tuple[str, ...] = ()
     deletion_protection: bool = False
     tags: dict[str, str] = field(default_factory=dict)
+    # Karpenter launches nodes through EC2 Fleet: the EBS key also serves this account's principals through EC2.
+    ebs_key_for_ec2_fleet: bool = False
 
 
 def endpoint_access(endpoint_private: bool, public_cidrs: tuple[str, ...]) -> tuple[bool, list[str]]:
@@ -132,6 +134,7 @@ class EksCluster(pulumi.ComponentResource):
             tags,
             self,
             autoscaling_role_arn=self.autoscaling_role.arn,
+            ec2_region=args.region if args.ebs_key_for_ec2_fleet else None,
         )
         kms_policy = aws.iam.RolePolicy(
             f"{name}-cluster-kms",

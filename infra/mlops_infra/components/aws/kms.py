@@ -55,6 +55,35 @@ def autoscaling_ebs_statements(role_arn: str) -> list[dict[str, Any]]:
     ]
 
 
+def ec2_ebs_statements(account_id: str, region: str) -> list[dict[str, Any]]:
+    """Any principal of this account may use the key, but only through EC2 in this region (what EBS does with
+    its own keys). Karpenter launches nodes with EC2 Fleet, where the EC2 Spot / Fleet service-linked roles may be
+    the ones creating the volumes; the Karpenter docs' fix for nodes that terminate before Ready on an encrypted
+    volume (aws/karpenter-provider-aws troubleshooting.md, v1.14; issue #1407) is exactly this statement."""
+    return [
+        {
+            "Sid": "AccountUsesKeyThroughEc2",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:CreateGrant",
+                "kms:DescribeKey",
+            ],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "kms:ViaService": f"ec2.{region}.amazonaws.com",
+                    "kms:CallerAccount": account_id,
+                }
+            },
+        }
+    ]
+
+
 def kms_key(
     name: str,
     description: str,
@@ -62,16 +91,23 @@ def kms_key(
     parent: pulumi.Resource,
     autoscaling_role_arn: pulumi.Input[str] | None = None,
     protect: bool = False,
+    ec2_region: str | None = None,
 ) -> aws.kms.Key:
     """A symmetric key with yearly rotation, a 30-day deletion window and an alias `alias/<name>`.
 
     `autoscaling_role_arn`: the Auto Scaling service-linked role's ARN output, to let Auto Scaling launch
     instances with volumes under this key; taking the output orders the key after the role.
+    `ec2_region`: also let this account's principals use the key through EC2 in that region (Karpenter nodes).
     """
     identity = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent))
     partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=parent))
+
+    def statements(account_id: str, role_arn: str | None) -> list[dict[str, Any]]:
+        found = autoscaling_ebs_statements(role_arn) if role_arn is not None else []
+        return found + (ec2_ebs_statements(account_id, ec2_region) if ec2_region else [])
+
     policy = pulumi.Output.all(identity.account_id, partition.partition, autoscaling_role_arn).apply(
-        lambda a: _policy(a[0], a[1], autoscaling_ebs_statements(a[2]) if a[2] is not None else [])
+        lambda a: _policy(a[0], a[1], statements(a[0], a[2]))
     )
     key = aws.kms.Key(
         name,

@@ -91,13 +91,55 @@ def autoscaler_node_template_tags(
         tags[f"{TEMPLATE}/label/{key}"] = value
     for taint in taints:
         tags[f"{TEMPLATE}/taint/{taint.key}"] = f"{taint.value}:{taint.effect}"
-    if group.role in accelerators.KINDS:
+    if group.sharing is not None:  # the shared slices replace whole GPUs (accelerators.GpuSharing)
+        per_type = [group.sharing.devices_per_node(t, "aws") for t in group.instance_types]
+        for resource in per_type[0]:
+            tags[f"{TEMPLATE}/resources/{resource}"] = str(min(d.get(resource, 0) for d in per_type))
+    elif group.role in accelerators.KINDS:
         for resource in accelerators.accelerator(group.role, "aws").advertised:
             count = min(accelerators.devices_per_node(t, resource) for t in group.instance_types)
             tags[f"{TEMPLATE}/resources/{resource}"] = str(count)
     storage = int(group.disk_size_gb * EPHEMERAL_STORAGE_FRACTION)
     tags[f"{TEMPLATE}/resources/ephemeral-storage"] = f"{storage}Gi"
     return tags
+
+
+SYSTEM_TAINT = Taint("CriticalAddonsOnly", "true", "NoSchedule")
+
+
+def platform_labels(group: NodeGroupSpec) -> dict[str, str]:
+    """The labels the platform puts on a group's nodes, whoever launches them (managed group or Karpenter):
+    group and role, the accelerator's selector label, and for one GPU model the autoscaler's model label."""
+    labels = accelerators.group_labels(group.name, group.role)
+    if group.role in accelerators.KINDS:
+        labels |= accelerators.accelerator(group.role, "aws").platform_node_labels()
+    if group.role == "gpu":
+        models = [accelerators.cloud_node_labels("aws", t) for t in group.instance_types]
+        if all(m == models[0] for m in models):  # one GPU model: the model label is true on every node
+            labels |= models[0]
+    if group.sharing is not None:  # selects the device plugin's config for this group, and what GFD would say
+        labels |= group.sharing.node_labels("aws", group.name)
+    return labels
+
+
+def platform_taints(group: NodeGroupSpec) -> list[Taint]:
+    """The taints the platform puts on a group's nodes: system nodes take add-ons only, accelerator nodes
+    take pods that tolerate their accelerator."""
+    if group.role == "system":
+        return [SYSTEM_TAINT]
+    if group.role not in accelerators.KINDS:
+        return []
+    return [accelerators.accelerator(group.role, "aws").taint]
+
+
+def node_labels(group: NodeGroupSpec) -> dict[str, str]:
+    """Every label of the group's nodes: the platform's, then the group's own."""
+    return platform_labels(group) | dict(group.labels)
+
+
+def node_taints(group: NodeGroupSpec) -> list[Taint]:
+    """Every taint of the group's nodes: the platform's, then the group's own (one per key and effect)."""
+    return _dedupe_taints(platform_taints(group) + list(group.taints))
 
 
 def _with_cluster(key: str, stand_in: str, cluster: pulumi.Output[str]) -> pulumi.Output[str]:
@@ -179,16 +221,10 @@ class ManagedNodeGroup(pulumi.ComponentResource):
     # ---- what differs per kind
 
     def default_labels(self, group: NodeGroupSpec) -> dict[str, str]:
-        labels = accelerators.group_labels(group.name, group.role)
-        if group.role in accelerators.KINDS:
-            labels |= accelerators.accelerator(group.role, "aws").platform_node_labels()
-        return labels
+        return platform_labels(group)
 
     def default_taints(self, group: NodeGroupSpec) -> list[Taint]:
-        if group.role not in accelerators.KINDS:
-            return []
-        taint = accelerators.accelerator(group.role, "aws").taint
-        return [taint]
+        return platform_taints(group)
 
     def ami_type(self, group: NodeGroupSpec) -> str:
         arch = instance_types(group)[0].arch
@@ -301,9 +337,6 @@ class SystemNodeGroup(ManagedNodeGroup):
     TYPE = "mlops:aws:SystemNodeGroup"
     ROLE = "system"
 
-    def default_taints(self, group: NodeGroupSpec) -> list[Taint]:
-        return [Taint("CriticalAddonsOnly", "true", "NoSchedule")]
-
     def update_config(self, group: NodeGroupSpec) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)  # one add-on node at a time
 
@@ -320,13 +353,6 @@ class GpuNodeGroup(ManagedNodeGroup):
 
     TYPE = "mlops:aws:GpuNodeGroup"
     ROLE = "gpu"
-
-    def default_labels(self, group: NodeGroupSpec) -> dict[str, str]:
-        labels = super().default_labels(group)
-        models = [accelerators.cloud_node_labels("aws", t) for t in group.instance_types]
-        if all(m == models[0] for m in models):  # one GPU model: the autoscaler's model label is true
-            labels |= models[0]
-        return labels
 
     def update_config(self, group: NodeGroupSpec) -> aws.eks.NodeGroupUpdateConfigArgs:
         return aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1)  # GPUs are scarce: replace one at a time

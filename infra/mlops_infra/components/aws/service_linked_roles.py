@@ -17,8 +17,12 @@ import pulumi_aws as aws
 
 # Service principal -> the name AWS gives its service-linked role (IAM User Guide, "AWS services that work with
 # IAM"; EC2 Auto Scaling User Guide, "Service-linked roles for Amazon EC2 Auto Scaling").
-ROLE_NAMES: dict[str, str] = {"autoscaling.amazonaws.com": "AWSServiceRoleForAutoScaling"}
+ROLE_NAMES: dict[str, str] = {
+    "autoscaling.amazonaws.com": "AWSServiceRoleForAutoScaling",
+    "spot.amazonaws.com": "AWSServiceRoleForEC2Spot",  # EC2 User Guide, "Service-linked role for Spot Instance requests"
+}
 AUTOSCALING = "autoscaling.amazonaws.com"
+SPOT = "spot.amazonaws.com"
 
 
 def role_path(service: str) -> str:

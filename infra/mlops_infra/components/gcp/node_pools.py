@@ -101,6 +101,8 @@ def gke_added_labels(group: NodeGroupSpec) -> dict[str, str]:
     labels = accelerators.cloud_node_labels("gcp", group.instance_types[0], group.tpu_topology)
     if group.capacity == "spot":
         labels[SPOT_LABEL] = "true"
+    if group.sharing is not None:
+        labels |= group.sharing.node_labels("gcp", group.name)
     return labels
 
 
@@ -149,6 +151,21 @@ class GkeNodePoolArgs:
     apis: ProjectApis | None = None  # the stack's enabled APIs: GKE, and the Container File System API
 
 
+def gpu_sharing_args(group: NodeGroupSpec) -> dict[str, object]:
+    """GKE's own GPU sharing on the pool's accelerator: time-sharing with N clients per GPU, or a MIG partition
+    size (GKE partitions the GPUs and labels the nodes; accelerators.GpuSharing)."""
+    sharing = group.sharing
+    if sharing is None:
+        return {}
+    if sharing.mode == "mig":
+        return {"gpu_partition_size": sharing.profile}
+    return {
+        "gpu_sharing_config": gcp.container.NodePoolNodeConfigGuestAcceleratorGpuSharingConfigArgs(
+            gpu_sharing_strategy="TIME_SHARING", max_shared_clients_per_gpu=sharing.replicas
+        )
+    }
+
+
 class GkeNodePool(pulumi.ComponentResource):
     """One node group as GKE node pools (several for a multi-host TPU group: one pool per slice)."""
 
@@ -167,6 +184,7 @@ class GkeNodePool(pulumi.ComponentResource):
                     gpu_driver_installation_config=gcp.container.NodePoolNodeConfigGuestAcceleratorGpuDriverInstallationConfigArgs(
                         gpu_driver_version=group.gpu_driver_version
                     ),
+                    **gpu_sharing_args(group),
                 )
             ]
         if group.reservation:

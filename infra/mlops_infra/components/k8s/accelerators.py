@@ -11,14 +11,17 @@ Two components, because they have different dependencies:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from mlops_infra.components.accelerators import Accelerator, accelerator
 from mlops_infra.components.k8s.cluster import ClusterHandle
+from mlops_infra.components.node_group import NodeGroupSpec
 
 NVIDIA_DEVICE_PLUGIN_CHART = "nvidia-device-plugin"
 NVIDIA_DEVICE_PLUGIN_REPO = "https://nvidia.github.io/k8s-device-plugin"
@@ -38,14 +41,29 @@ GPU: Accelerator = accelerator("gpu", "aws")
 NEURON: Accelerator = accelerator("neuron", "aws")
 
 
-def nvidia_device_plugin_values() -> dict[str, Any]:
-    return {
+DEFAULT_PLUGIN_CONFIG = "default"
+
+
+def nvidia_device_plugin_values(groups: Sequence[NodeGroupSpec] = ()) -> dict[str, Any]:
+    """Chart values; groups that share GPUs get a config each in `config.map` (chart 0.17.4 values.yaml `config`),
+    which the plugin's config-manager applies to the nodes labelled `nvidia.com/device-plugin.config=<group>`;
+    every other node gets `default` (whole GPUs)."""
+    values: dict[str, Any] = {
         "tolerations": [GPU.toleration()],
         "affinity": GPU.node_affinity(),
         "priorityClassName": "system-node-critical",
         "gfd": {"enabled": False},
         "nfd": {"enabled": False},  # nodes are labelled by their node group; no discovery daemons needed
     }
+    shared = {g.name: g.sharing for g in groups if g.sharing is not None}
+    if shared:
+        configs = {DEFAULT_PLUGIN_CONFIG: {"version": "v1", "flags": {"migStrategy": "none"}}}
+        configs |= {name: sharing.device_plugin_config() for name, sharing in sorted(shared.items())}
+        values["config"] = {
+            "map": {name: yaml.safe_dump(doc, sort_keys=False) for name, doc in configs.items()},
+            "default": DEFAULT_PLUGIN_CONFIG,
+        }
+    return values
 
 
 def neuron_device_plugin_values() -> dict[str, Any]:
@@ -105,7 +123,7 @@ class AcceleratorDevicePlugins(pulumi.ComponentResource):
                     version=NVIDIA_DEVICE_PLUGIN_VERSION,
                     repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=NVIDIA_DEVICE_PLUGIN_REPO),
                     namespace=args.namespace,
-                    values=nvidia_device_plugin_values(),
+                    values=nvidia_device_plugin_values(args.cluster.node_groups),
                 ),
                 opts=args.cluster.opts(self),
             )

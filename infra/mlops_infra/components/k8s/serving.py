@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from mlops_infra.components.accelerators import accelerator
+from mlops_infra.components.accelerators import GpuSharing, accelerator
 from mlops_infra.components.k8s import canary_traffic
 from mlops_infra.components.k8s.cluster import ClusterHandle
 from mlops_infra.components.k8s.security import restricted_container_security, restricted_pod_security
@@ -49,6 +49,8 @@ class ModelServingArgs:
     cpu: str = "1"
     memory: str = "1Gi"
     gpus: int = 0  # > 0: placed on the cloud's GPU nodes with that many GPUs (accelerators registry)
+    # One slice of a shared GPU instead (time-slicing or MIG of a sharing GPU group); takes precedence over gpus.
+    gpu_sharing: GpuSharing | None = None
     latency_slo_ms: int = 50
     max_error_ratio: float = 0.01
     cache_ttl_seconds: int = 300
@@ -141,7 +143,9 @@ def pod_template(args: ModelServingArgs, labels: dict[str, str]) -> dict[str, An
         ],
         "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}],
     }
-    if args.gpus:
+    if args.gpu_sharing is not None:
+        args.gpu_sharing.place(spec, resources, args.cluster.cloud)
+    elif args.gpus:
         accelerator("gpu", args.cluster.cloud).place(spec, resources, args.gpus)
     return {"metadata": {"labels": labels}, "spec": spec}
 

@@ -20,6 +20,11 @@ Quantities:
 - several instance types in one group: on-demand uses the first (EKS managed groups allocate on-demand with
   the `prioritized` strategy), spot the cheapest spot price (`price-capacity-optimized` favours it).
 - TPU multi-host node pools count whole slices: node counts are rounded up to a multiple of hosts per slice.
+- Karpenter NodePools: min 0 (Karpenter keeps no idle nodes), expected the `mlops.platform/expected-nodes`
+  annotation (the group's desired size), max the most nodes `spec.limits` allow. A pool may launch any type its
+  requirements admit, so it is priced at the admitted type (and capacity type) with the highest ceiling; a pool
+  without limits has no ceiling and its max is reported as its expected, with a note (the policy
+  `node-group-max-bounded` rejects it). Root volumes come from the EC2NodeClass it references.
 - RDS multi-AZ bills two instances and twice the storage (catalog `rds-multi-az-factor`).
 - Cloud SQL custom tiers (`db-custom-<vCPUs>-<MB>`, Enterprise edition) bill vCPUs, memory and SSD storage;
   REGIONAL (HA) availability doubles each (catalog `cloudsql-ha-factor`). Backups are usage-based and not
@@ -38,13 +43,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 
 from mlops_infra.components import catalog, pricing
-from mlops_infra.components.k8s.objects import dig
+from mlops_infra.components.aws import karpenter_types
+from mlops_infra.components.k8s.objects import dig, quantity
 
 if TYPE_CHECKING:
     from mlops_infra.platform.config import BudgetConfig, StackConfig
     from mlops_infra.tooling.plan import Plan
 
 HOURS_PER_MONTH = 730.0
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+EXPECTED_NODES_ANNOTATION = "mlops.platform/expected-nodes"
+KARPENTER_DEFAULT_DISK_GB = 20  # AL2023 default block device mapping (concepts/nodeclasses.md)
 CURRENCY = "USD"
 EKS_DEFAULT_DISK_GB = 20  # EKS managed node groups without diskSize or launch template
 GKE_DEFAULT_DISK_GB = 100
@@ -420,6 +430,57 @@ def _eks_node_group(
     ]
 
 
+def _node_class_disk(node_class: PricedResource | None) -> int:
+    """The root volume of an EC2NodeClass: the mapping marked rootVolume, or its only mapping (on AL2023 the
+    default device /dev/xvda); without one, the AMI family's default size."""
+    found = dig(node_class.props, "spec", "blockDeviceMappings") if node_class is not None else None
+    mappings = [m for m in found or [] if isinstance(m, Mapping)]
+    root = next((m for m in mappings if m.get("rootVolume")), mappings[0] if len(mappings) == 1 else None)
+    size = quantity(dig(root, "ebs", "volumeSize")) if root is not None else None
+    return int(size / 2**30) if size else KARPENTER_DEFAULT_DISK_GB
+
+
+def _karpenter_node_pool(
+    r: PricedResource,
+    node_classes: Mapping[str, PricedResource],
+    schedules: Mapping[str, Schedule],
+    pricer: _Pricer,
+) -> list[CostItem]:
+    spec = r.props.get("spec") or {}
+    requirements = [q for q in dig(spec, "template", "spec", "requirements") or [] if isinstance(q, Mapping)]
+    limits = spec.get("limits") or {}
+    options = [
+        (itype, capacity, karpenter_types.nodes_within_limits(itype, limits))
+        for itype in karpenter_types.admitted_types(requirements)
+        for capacity in karpenter_types.capacity_types(requirements)
+    ]
+    if not options:
+        return []
+
+    def price(itype: catalog.InstanceType, capacity: str) -> float:
+        return pricer.instance(itype.name, capacity == "spot").hourly or 0.0
+
+    itype, capacity, ceiling = max(
+        options, key=lambda o: ((o[2] or 0) * price(o[0], o[1]), price(o[0], o[1]))
+    )
+    name = str(dig(r.props, "metadata", "name") or r.name)
+    expected = _int(quantity(dig(r.props, "metadata", "annotations", EXPECTED_NODES_ANNOTATION)), 0)
+    notes = [
+        f"a NodePool may launch any admitted type: priced at {itype.name} ({capacity}), the highest ceiling"
+    ]
+    if ceiling is None:
+        ceiling = expected
+        notes.append("no limits: the pool has no ceiling, max shown as expected")
+    nodes, note = _node_range(0, expected, max(ceiling, expected), _schedule_for(schedules, name, r.name)[0])
+    if note:
+        notes.append(note)
+    disk = _node_class_disk(node_classes.get(str(dig(spec, "template", "spec", "nodeClassRef", "name"))))
+    return [
+        _instance_item(r, pricer.instance(itype.name, capacity == "spot"), nodes, "; ".join(notes)),
+        _service_item(r, "ebs-gp3-gb-month", nodes.scale(disk), pricer, f"{disk} GB root volume per node"),
+    ]
+
+
 def _gke_node_pool(r: PricedResource, schedules: Mapping[str, Schedule], pricer: _Pricer) -> list[CostItem]:
     p = r.props
     node_config = p.get("nodeConfig") or {}
@@ -510,6 +571,7 @@ def _resource_items(
     usage: Usage,
     nat_count: int,
     pricer: _Pricer,
+    node_classes: Mapping[str, PricedResource],
 ) -> list[CostItem] | None:
     """Priced lines for one resource; None when the type carries no price of its own."""
     p = r.props
@@ -525,6 +587,8 @@ def _resource_items(
             return _eks_node_group(r, by_urn, schedules, pricer)
         case "gcp:container/nodePool:NodePool":
             return _gke_node_pool(r, schedules, pricer)
+        case "kubernetes:karpenter.sh/v1:NodePool":
+            return _karpenter_node_pool(r, node_classes, schedules, pricer)
         case "aws:ec2/natGateway:NatGateway":
             items = [_service_item(r, "nat-gateway-hour", _one(), pricer)]
             if usage.nat_gateway_gb and nat_count:
@@ -581,9 +645,10 @@ def estimate(
     usage = usage or Usage()
     pricer = _Pricer(region)
     nat_count = sum(1 for r in res if r.type == "aws:ec2/natGateway:NatGateway")
+    node_classes = {str(dig(r.props, "metadata", "name")): r for r in res if r.type == NODE_CLASS}
     items: list[CostItem] = []
     for r in res:
-        found = _resource_items(r, by_urn, schedules or {}, usage, nat_count, pricer)
+        found = _resource_items(r, by_urn, schedules or {}, usage, nat_count, pricer, node_classes)
         if found:
             items.extend(found)
     if usage.logs_gb:

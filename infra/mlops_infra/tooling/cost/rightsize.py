@@ -39,6 +39,7 @@ GIB = 2.0**30
 MIB = 2.0**20
 EVICTION_MIB = 100.0
 VPA_MARGIN = 1.15
+SHARE_BELOW = 0.5  # a workload using at most half a GPU (observed) leaves most of it idle: time-slice it
 KUBECOST_TARGET_UTILIZATION = 0.7
 WORKLOAD_KINDS = ("Deployment", "Rollout", "StatefulSet", "Job", "CronJob")  # DaemonSets are node overhead
 
@@ -106,9 +107,18 @@ class Allocatable:
     pods: int
 
 
-def allocatable(itype: catalog.InstanceType, kind: str, device_resource: str) -> Allocatable:
+def allocatable(
+    itype: catalog.InstanceType,
+    kind: str,
+    device_resource: str,
+    sharing: accelerators.GpuSharing | None = None,
+) -> Allocatable:
+    """What the node offers pods; a shared GPU offers its slices (time slices or MIG instances)."""
     overhead = [*DAEMONSETS.get(itype.cloud, []), *DAEMONSETS.get(kind, [])]
-    devices = accelerators.devices_per_node(itype.name, device_resource)
+    if sharing is not None and itype.accelerator_kind == "gpu":
+        devices = sharing.devices_per_node(itype.name, itype.cloud).get(device_resource, 0)
+    else:
+        devices = accelerators.devices_per_node(itype.name, device_resource)
     return Allocatable(
         cpu=itype.vcpu - reserved_cpu(itype.vcpu) - sum(d[1] for d in overhead),
         memory_mib=itype.memory_gib * 1024 - reserved_memory_mib(itype) - sum(d[2] for d in overhead),
@@ -153,10 +163,10 @@ def _pod_shape(spec: Mapping[str, Any]) -> tuple[PodShape, str | None]:
         merged = {**(res.get("limits") or {}), **(res.get("requests") or {})}
         cpu += quantity(merged.get("cpu", 0)) or 0.0
         mem += (quantity(merged.get("memory", 0)) or 0.0) / MIB
-        for name in accelerators.DEVICE_RESOURCES:
-            if name in merged:
-                devices += quantity(merged[name]) or 0.0
-                device_resource = name
+        for name, value in merged.items():
+            if accelerators.kind_of_resource(str(name)) is not None:  # whole devices or slices of shared GPUs
+                devices += quantity(value) or 0.0
+                device_resource = str(name)
     return PodShape(cpu, mem, devices), device_resource
 
 
@@ -222,13 +232,14 @@ def pack(
     device_resource: str,
     spot: bool,
     region: str | None = None,
+    sharing: accelerators.GpuSharing | None = None,
 ) -> Packing | None:
     """First-fit decreasing onto identical nodes; None if some pod fits no node of this type, or the type has
     no price in `region` (default: the reference region)."""
     hourly = pricing.hourly(itype.name, spot=spot, region=region)
     if hourly is None:
         return None
-    alloc = allocatable(itype, kind, device_resource)
+    alloc = allocatable(itype, kind, device_resource, sharing)
     if alloc.cpu <= 0 or alloc.memory_mib <= 0 or not all(fits(p, alloc) for p in pods):
         return None
     nodes: list[list[float]] = []  # free cpu, memory, devices, pods
@@ -272,6 +283,11 @@ class GroupAdvice:
     recommended: Packing | None
     monthly_savings: float
     findings: list[str] = field(default_factory=list)
+    replicas: int = 0  # steady pods the packings carry: the cost per replica divides by it
+    sharing: SharingAdvice | None = None
+
+    def per_replica(self, packing: Packing | None) -> float | None:
+        return round(packing.monthly / self.replicas, 2) if packing and self.replicas else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -282,7 +298,31 @@ class GroupAdvice:
             "current": self.current.to_json() if self.current else None,
             "recommended": self.recommended.to_json() if self.recommended else None,
             "monthlySavings": round(self.monthly_savings, 2),
+            "monthlyPerReplica": {
+                "current": self.per_replica(self.current),
+                "recommended": self.per_replica(self.recommended),
+            },
+            "sharing": self.sharing.to_json() if self.sharing else None,
             "findings": self.findings,
+        }
+
+
+@dataclass(frozen=True)
+class SharingAdvice:
+    """Time-slicing a group whose pods leave most of each GPU idle: slices per GPU, the packing, the saving."""
+
+    observed_gpu: float  # the busiest workload's observed share of one GPU
+    replicas_per_gpu: int
+    packing: Packing
+    monthly_savings: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mode": "time-slicing",
+            "replicas": self.replicas_per_gpu,
+            "observedGpu": round(self.observed_gpu, 3),
+            "packing": self.packing.to_json(),
+            "monthlySavings": round(self.monthly_savings, 2),
         }
 
 
@@ -332,6 +372,8 @@ def _group_labels(group: NodeGroupConfig, cloud: str) -> dict[str, str]:
     if group.role in accelerators.KINDS:
         labels |= accelerators.accelerator(group.role, cloud).platform_node_labels()
         labels |= accelerators.cloud_node_labels(cloud, group.instance_types[0], group.tpu_topology)
+    if group.sharing is not None:
+        labels |= group.sharing.sharing().node_labels(cloud, group.name)
     return labels
 
 
@@ -369,15 +411,49 @@ def _candidates(current: catalog.InstanceType) -> list[catalog.InstanceType]:
     ]
 
 
+def _sharing_advice(
+    group: NodeGroupConfig,
+    assigned: list[Workload],
+    load: list[PodShape],
+    current: Packing,
+    gpu_use: Mapping[str, float],
+    cloud: str,
+    region: str | None = None,
+) -> SharingAdvice | None:
+    """When every steady workload of an unshared GPU group uses at most SHARE_BELOW of a GPU (observed, `--usage`),
+    the cheapest time-sliced packing: slices per GPU so that each pod still gets its observed share plus the VPA
+    margin, one slice per pod."""
+    used = [gpu_use[w.key] for w in assigned if w.steady and w.key in gpu_use]
+    if group.role != "gpu" or group.sharing is not None or not used or max(used) > SHARE_BELOW:
+        return None
+    busiest = max(used)
+    per_gpu = accelerators.MAX_TIME_SLICES if busiest <= 0 else math.floor(1 / (busiest * VPA_MARGIN))
+    sharing = accelerators.GpuSharing("time-slicing", max(2, min(accelerators.MAX_TIME_SLICES, per_gpu)))
+    resource = sharing.resource(cloud)
+    sliced = [PodShape(p.cpu, p.memory_mib, 1.0) for p in load]
+    spot = group.capacity == "spot"
+    options = [
+        p
+        for itype in _candidates(catalog.instance(current.instance_type))
+        if (p := pack(sliced, itype, "gpu", resource, spot, region, sharing)) is not None
+    ]
+    best = min(options, key=lambda p: (p.monthly, p.instance_type), default=None)
+    if best is None or best.monthly >= current.monthly - 0.005:
+        return None
+    return SharingAdvice(busiest, sharing.replicas, best, current.monthly - best.monthly)
+
+
 def advise_group(
     group: NodeGroupConfig,
     assigned: list[Workload],
     environment: str,
     cloud: str,
     region: str | None = None,
+    gpu_use: Mapping[str, float] | None = None,
 ) -> GroupAdvice:
     kind = group.role
     spot = group.capacity == "spot"
+    sharing = group.sharing.sharing() if group.sharing else None
     advice = GroupAdvice(group.name, kind, group.capacity, [w.key for w in assigned], None, None, 0.0)
     if environment != "prod" and group.min_size > 0:
         advice.findings.append(
@@ -403,7 +479,8 @@ def advise_group(
         if w.shape.devices and not math.isclose(w.shape.devices, round(w.shape.devices)):
             advice.findings.append(f"{w.key}: {device_resource} must be whole devices")
     load = steady or transient[:1]  # a group that only runs jobs needs room for one job
-    advice.current = pack(load, current, kind, device_resource, spot, region)
+    advice.replicas = len(load)
+    advice.current = pack(load, current, kind, device_resource, spot, region, sharing)
     if advice.current is None:
         advice.findings.append(f"a pod of {', '.join(advice.workloads)} does not fit {current.name} at all")
     elif advice.current.stranded_devices:
@@ -413,9 +490,11 @@ def advise_group(
         )
     options = []
     for itype in _candidates(current):
-        if transient and not all(fits(t, allocatable(itype, kind, device_resource)) for t in transient):
+        if transient and not all(
+            fits(t, allocatable(itype, kind, device_resource, sharing)) for t in transient
+        ):
             continue
-        packing = pack(load, itype, kind, device_resource, spot, region)
+        packing = pack(load, itype, kind, device_resource, spot, region, sharing)
         if packing is not None:
             options.append(packing)
     if options:
@@ -423,6 +502,17 @@ def advise_group(
         if advice.current is None or best.monthly < advice.current.monthly - 0.005:
             advice.recommended = best
             advice.monthly_savings = (advice.current.monthly - best.monthly) if advice.current else 0.0
+    if advice.current is not None:
+        advice.sharing = _sharing_advice(group, assigned, load, advice.current, gpu_use or {}, cloud, region)
+    if advice.sharing is not None:
+        tip = advice.sharing
+        advice.findings.append(
+            f"{', '.join(advice.workloads)} use {tip.observed_gpu:.0%} of a GPU (observed): time-slicing "
+            f"{tip.replicas_per_gpu} replicas per GPU (nodeGroups[].sharing: {{mode: time-slicing, replicas: "
+            f"{tip.replicas_per_gpu}}}, workloads.serving.sharedGpu) runs them on {tip.packing.nodes} x "
+            f"{tip.packing.instance_type} = {tip.packing.monthly:,.2f} USD/month, saving "
+            f"{tip.monthly_savings:,.2f} USD/month"
+        )
     return advice
 
 
@@ -435,6 +525,7 @@ def rightsize(plan: Plan, observed: Mapping[str, Mapping[str, float]] | None = N
     groups = [g for g in config.node_groups if g.accelerated]
     found = workloads(plan)
     report = Report(plan.stack, config.environment, [])
+    gpu_use = {key: float(seen["gpu"]) for key, seen in (observed or {}).items() if "gpu" in seen}
     if observed:
         report.requests, found = _apply_usage(found, observed)
     by_group: dict[str, list[Workload]] = {g.name: [] for g in groups}
@@ -444,7 +535,8 @@ def rightsize(plan: Plan, observed: Mapping[str, Mapping[str, float]] | None = N
             if target is not None:
                 by_group[target.name].append(w)
     report.groups = [
-        advise_group(g, by_group[g.name], config.environment, config.cloud, config.region) for g in groups
+        advise_group(g, by_group[g.name], config.environment, config.cloud, config.region, gpu_use)
+        for g in groups
     ]
     return report
 
