@@ -1,0 +1,62 @@
+"""The speed-ups of the offline engine change nothing a user sees: every reference stack gives the same
+`plan --json` document (resources, outputs, cost, policy findings) with them as without them, and they leave
+the interpreter as they found it."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from typing import Any
+
+import pytest
+from pulumi.runtime import resource as pulumi_resource
+
+from mlops_infra.tooling import offline, sdk
+from mlops_infra.tooling.cli import plan_document
+from mlops_infra.tooling.offline import evaluate, evaluate_program
+from mlops_infra.tooling.plan import Plan
+from mlops_policies import pods
+
+from plan_support import REFERENCE_STACKS, STACKS, reference_plan
+
+
+def _document(plan: Plan) -> dict[str, Any]:
+    return {**plan_document(plan), "exported": plan.outputs}
+
+
+@pytest.mark.parametrize("stack", REFERENCE_STACKS)
+def test_same_document_as_the_straightforward_evaluation(stack: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tuned = _document(reference_plan(stack))
+    # The straightforward path: default collector thresholds, stack traces captured, manifests parsed afresh.
+    monkeypatch.setattr(offline, "_few_collections", contextlib.nullcontext)
+    monkeypatch.setattr(sdk, "no_stack_traces", contextlib.nullcontext)
+    pods._parsed_manifest.cache_clear()
+    plain = _document(evaluate(STACKS / f"Pulumi.{stack}.yaml"))
+    assert plain == tuned
+    assert plain["resources"] and "violations" in plain and plain["cost"]["items"] is not None
+
+
+def test_the_interpreter_is_left_as_it_was() -> None:
+    thresholds, capture = gc.get_threshold(), pulumi_resource._get_stack_trace
+    seen: dict[str, Any] = {}
+
+    def program() -> None:
+        seen["threshold"] = gc.get_threshold()
+        seen["capture"] = pulumi_resource._get_stack_trace
+        raise RuntimeError("a failing program")
+
+    with pytest.raises(Exception, match="a failing program"):
+        evaluate_program(program)
+    assert seen["threshold"] == offline.EVALUATION_GC_THRESHOLD and seen["capture"] is not capture
+    assert gc.get_threshold() == thresholds and pulumi_resource._get_stack_trace is capture
+
+
+def test_cached_manifests_cannot_be_changed_through_a_caller() -> None:
+    text = "kind: Job\nspec:\n  template:\n    spec:\n      containers: [{name: a}]\n"
+    first = pods._manifest(text)
+    first["spec"]["template"]["spec"]["containers"].append({"name": "b"})
+    assert pods._manifest(text) == {
+        "kind": "Job",
+        "spec": {"template": {"spec": {"containers": [{"name": "a"}]}}},
+    }
+    assert pods._manifest("kind: [unclosed") is None
