@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -60,3 +62,17 @@ def test_cached_manifests_cannot_be_changed_through_a_caller() -> None:
         "spec": {"template": {"spec": {"containers": [{"name": "a"}]}}},
     }
     assert pods._manifest("kind: [unclosed") is None
+
+
+def test_version_imports_neither_the_sdk_nor_the_pack() -> None:
+    """`--version` (and parsing any command line) answers without importing the heavy modules."""
+    heavy = ("pulumi", "pulumi_aws", "pulumi_kubernetes", "mlops_policies", "rich", "pydantic")
+    code = (
+        "import sys\nfrom mlops_infra.tooling import cli\nparser = cli.build_parser()\n"
+        "parser.parse_args(['check', '--json'])\n"
+        "try:\n    cli.main(['--version'])\nexcept SystemExit as exc:\n    assert exc.code == 0\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    version, imported = out.strip().splitlines()
+    assert version.startswith("mlops-infra ") and imported == "[]"
