@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 # Only what parsing the command line needs is imported here (`--version` answers at once); the Pulumi SDK, the
 # providers, the policy pack and rich are imported by the commands that use them.
+from mlops_infra import __version__
 from mlops_infra.tooling import guardrails, plan_commands, policy_files, pr_comment
 from mlops_infra.tooling.project import stacks_dir
 
@@ -212,19 +213,9 @@ def cmd_policy_config(args: argparse.Namespace, out: Console) -> int:
     return policy_files.cmd_policy_config(args, out, lambda stacks: _stack_files(stacks, default_all=True))
 
 
-class _Version(argparse.Action):
-    """`--version`: the installed distribution's version, looked up only when asked for."""
-
-    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> NoReturn:
-        from mlops_infra import __version__
-
-        print(f"mlops-infra {__version__}")
-        parser.exit()
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlops-infra", description=__doc__)
-    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
+    parser.add_argument("--version", action="version", version=f"mlops-infra {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("validate", help="validate stack config; exit 0 valid, 2 invalid")
     p.add_argument("stacks", nargs="*", metavar="STACK", help="stack names or Pulumi.<name>.yaml paths")
