@@ -76,3 +76,11 @@ def test_version_imports_neither_the_sdk_nor_the_pack() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     version, imported = out.strip().splitlines()
     assert version.startswith("mlops-infra ") and imported == "[]"
+
+
+def test_one_set_of_collector_thresholds() -> None:
+    """The CLI process, an evaluation and a base revision's run (base_plan's bootstrap) use the same."""
+    from mlops_infra.tooling import base_plan, cli
+
+    assert cli.RUN_GC_THRESHOLD == offline.EVALUATION_GC_THRESHOLD
+    assert "gc.set_threshold({:_}, {}, {})".format(*offline.EVALUATION_GC_THRESHOLD) in base_plan._BOOTSTRAP
