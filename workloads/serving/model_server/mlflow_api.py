@@ -86,7 +86,7 @@ def _rows(v: Validator, fmt: str, data: object) -> tuple[list[list[float]], Call
         raise RequestError(422, f"'{fmt}' must be a list of records or an object mapping features to values")
     if fmt == "inputs" and data and not any(type(x) is list for x in data.values()):
         return [v.row(data, fmt)], lambda i: fmt  # one row: {"f0": 1.0, ...}
-    return v.columns(data, fmt), lambda i: f"{fmt} row {i}"
+    return v.column_rows(data, fmt), lambda i: f"{fmt} row {i}"
 
 
 def _split(v: Validator, split: object) -> list[list[float]]:

@@ -97,7 +97,7 @@ class Validator:
         row = self.row
         return [row(obj, f"{field}[{i}]") for i, obj in enumerate(items)]
 
-    def columns(self, mapping: dict, field: str) -> list[list[float]]:
+    def column_rows(self, mapping: dict, field: str) -> list[list[float]]:
         """Rows from {feature: [value per row]}; the same checks as a row, which is named `field row i`."""
         names = self._name_set
         for name in self.names:
