@@ -161,7 +161,7 @@ def test_request_metrics_are_labelled_by_route(inproc_server, kit):
             assert after.get((label, code), 0) - before.get((label, code), 0) == 1, (label, code)
     text = inproc_server.client.get("/metrics").text
     assert (
-        'model_request_duration_seconds_count{model="inproc",route="/invocations",model_version="1"}' in text
+        'model_request_duration_seconds_count{model="inproc",model_version="1",route="/invocations"}' in text
     )
 
 
