@@ -323,7 +323,7 @@ def _rows(v: Validator, tensors: list[_Tensor]) -> list[list[float]]:
     counts = {t.shape[0] for t in tensors}
     if len(counts) != 1:
         raise RequestError(422, f"the inputs have different numbers of rows ({sorted(counts)})")
-    return v.column_rows({name: t.values for name, t in by_name.items()}, "inputs")
+    return v.column_rows({name: t.values for name, t in by_name.items()}, "inputs", row_name="row ")
 
 
 def _matrix_rows(v: Validator, t: _Tensor) -> list[list[float]]:

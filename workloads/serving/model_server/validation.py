@@ -97,8 +97,9 @@ class Validator:
         row = self.row
         return [row(obj, f"{field}[{i}]") for i, obj in enumerate(items)]
 
-    def column_rows(self, mapping: dict, field: str) -> list[list[float]]:
-        """Rows from {feature: [value per row]}; the same checks as a row, which is named `field row i`."""
+    def column_rows(self, mapping: dict, field: str, row_name: str = "") -> list[list[float]]:
+        """Rows from {feature: [value per row]}; the same checks as a row, which is named `field row i`
+        (or `<row_name>i`)."""
         names = self._name_set
         for name in self.names:
             if name not in mapping:
@@ -120,7 +121,8 @@ class Validator:
         self.check_count(n, field)
         items = list(mapping.items())
         row = self.row
-        return [row({k: v[i] for k, v in items}, f"{field} row {i}") for i in range(n)]
+        prefix = row_name or f"{field} row "
+        return [row({k: v[i] for k, v in items}, f"{prefix}{i}") for i in range(n)]
 
     def values(self, values: list, where: str) -> list[float]:
         """A row given as values in the model's column order (a matrix row)."""
