@@ -251,7 +251,11 @@ def serving() -> dict[str, Any]:
         lay.panel(
             "timeseries",
             "Requests per second by route and status code",
-            [target(f"sum by (route, code) (rate(model_requests_total{{{sel}}}[{ri}]))", "{{route}} {{code}}")],
+            [
+                target(
+                    f"sum by (route, code) (rate(model_requests_total{{{sel}}}[{ri}]))", "{{route}} {{code}}"
+                )
+            ],
             unit="reqps",
             description="/predict (the server's own API), /invocations (MLflow's scoring protocol), "
             "/v2/models/{name}/infer (the Open Inference Protocol).",
