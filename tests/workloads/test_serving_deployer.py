@@ -136,6 +136,7 @@ def test_probes_ask_the_server_what_kubernetes_needs(cpu_plan: Plan) -> None:
     """The probe paths are routes the model server answers: startup and readiness fail (503) until a model
     is loaded and pass after, liveness passes meanwhile (a probe on an unknown path would 404 forever)."""
     import numpy as np
+
     from model_server.app import ModelServer
     from model_server.config import Settings
     from model_server.loader import LoadedModel
