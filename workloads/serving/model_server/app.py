@@ -353,8 +353,8 @@ class ModelServer:
         keys: list[str] | None = None
         if cache is not None:
             m = self.metrics
-            keys = cache.keys(model.version, rows, model.dtype)
-            cached = await cache.get_many(keys)
+            keys = None if cache.open else cache.keys(model.version, rows, model.dtype)
+            cached = None if keys is None else await cache.get_many(keys)
             if cached is None:
                 m.cache_error.inc(n)
                 keys = None  # do not try to write back either

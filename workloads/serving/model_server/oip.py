@@ -205,6 +205,9 @@ def _binary_output(request: dict) -> bool:
         params = out.get("parameters", {})
         if type(params) is not dict:
             raise RequestError(422, f"'parameters' of output {OUTPUT!r} must be an object")
+        unknown = [k for k in params if k != "binary_data"]
+        if unknown:
+            raise RequestError(422, f"output parameter {short_repr(unknown[0])} is not supported")
         if "binary_data" in params:
             binary = params["binary_data"] is True
     return binary

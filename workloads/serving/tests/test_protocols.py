@@ -274,6 +274,14 @@ ROW = [0.1 * i for i in range(20)]
             422,
             "unknown output 'probabilities'",
         ),
+        (
+            {
+                "inputs": [_tensor(data=ROW)],
+                "outputs": [{"name": "output-0", "parameters": {"classification": 2}}],
+            },
+            422,
+            "output parameter 'classification' is not supported",
+        ),
         ({"inputs": [_tensor(data=ROW, datatype="FP16")]}, 422, "datatype 'FP16' is not served"),
         ({"inputs": [_tensor(data=[1] * 20, datatype="INT64")]}, 422, "must be FP32 or FP64"),
         ({"inputs": [_tensor(data=ROW[:19], shape=(1, 19))]}, 422, "must have shape [N, 20]"),
