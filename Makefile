@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk policy-pack pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
+.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk kserve-client pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
         check check-all policy-config model-promote model-rollback graphs
 
 $(UV):
@@ -104,8 +104,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup tools
+unit: setup tools kserve-client
 	$(BIN)/pytest -n 2
+
+# The KServe SDK (a client the serving tests drive the server with) pins pandas<3 and protobuf 6, which the
+# project's environment does not take: it gets its own environment from uv.lock's `kserve-client` group.
+kserve-client: $(UV)
+	UV_PROJECT_ENVIRONMENT=.venv-kserve $(UV) sync --frozen --only-group kserve-client --python $(PYTHON) --quiet
 
 checkov: setup
 	scripts/checkov.sh

@@ -1,5 +1,9 @@
 """Serving benchmark: our server (cache off/on/Redis frozen) vs `mlflow models serve` vs a bare ONNX floor.
 
+`mlflow models serve` and our server get the same /invocations body (built by MLflow's own client helper,
+`dump_input_data`, from a one-row pandas DataFrame), so that comparison uses MLflow's protocol; our
+server's /predict and Open Inference Protocol routes are measured too, with the same rows.
+
 Run from the repo root:  .venv/bin/python workloads/serving/bench/run.py [--duration 15] [--workers 2]
 Starts redis-server, an MLflow tracking server and every HTTP server itself on 127.0.0.1, drives
 each with wrk (16 connections, POST bodies from a Lua script), prints a table and stops everything.
@@ -106,6 +110,21 @@ def register(uri: str, name: str, model) -> None:
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
         )
     MlflowClient(uri).set_registered_model_alias(name, "champion", str(info.registered_model_version))
+
+
+def invocations_bodies(xs: pd.DataFrame) -> list[str]:
+    """The bodies MLflow's own client (ScoringServerClient.invoke) posts for one-row DataFrames."""
+    from mlflow.utils.proto_json_utils import dump_input_data
+
+    return [dump_input_data(xs.iloc[i : i + 1]) for i in range(len(xs))]
+
+
+def v2_body(row: dict[str, float]) -> str:
+    """An Open Inference Protocol request: one [1, F] FP64 tensor (features in model order), as JSON."""
+    values = [row[f] for f in FEATURES]
+    return json.dumps(
+        {"inputs": [{"name": "input", "shape": [1, N_FEATURES], "datatype": "FP64", "data": values}]}
+    )
 
 
 def lua_script(path: Path, bodies: list[str], uri: str) -> None:
@@ -316,9 +335,10 @@ def main() -> int:
 
         xs, _ = data(N_BODIES, 123)
         rows = [{k: float(v) for k, v in r.items()} for r in xs.to_dict("records")]
-        ours_lua, mlflow_lua = tmp / "ours.lua", tmp / "mlflow.lua"
+        ours_lua, mlflow_lua, v2_lua = tmp / "ours.lua", tmp / "mlflow.lua", tmp / "v2.lua"
         lua_script(ours_lua, [json.dumps({"features": r}) for r in rows], "/predict")
-        lua_script(mlflow_lua, [json.dumps({"dataframe_records": [r]}) for r in rows], "/invocations")
+        lua_script(mlflow_lua, invocations_bodies(xs), "/invocations")
+        lua_script(v2_lua, [v2_body(r) for r in rows], "/v2/models/bench-forest/infer")
 
         print(
             f"wrk: {args.connections} connections, {args.duration} s per run, {N_BODIES} distinct bodies; "
@@ -326,6 +346,10 @@ def main() -> int:
             flush=True,
         )
         results["ours_nocache"] = bench.ours("ours, cache off", mlflow_uri, "bench-forest", "", ours_lua)
+        results["ours_invocations"] = bench.ours(
+            "ours /invocations, cache off", mlflow_uri, "bench-forest", "", mlflow_lua
+        )
+        results["ours_v2"] = bench.ours("ours /v2 infer, cache off", mlflow_uri, "bench-forest", "", v2_lua)
         results["ours_cache"] = bench.ours(
             "ours, cache on (Redis)", mlflow_uri, "bench-forest", redis_url, ours_lua
         )
@@ -548,7 +572,17 @@ def _report(r: dict) -> None:
     mlflow, floor = r.get("mlflow"), r.get("floor")
     print("\n| server | req/s | p50 ms | p99 ms | x mlflow | / floor | mean batch | non-2xx |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for key in ("ours_nocache", "ours_cache", "floor", "mlflow", "big_nocache", "big_cache"):
+    keys = (
+        "ours_nocache",
+        "ours_invocations",
+        "ours_v2",
+        "ours_cache",
+        "floor",
+        "mlflow",
+        "big_nocache",
+        "big_cache",
+    )
+    for key in keys:
         if key not in r:
             continue
         x = r[key]

@@ -438,6 +438,7 @@ def kit():
         FEATURES=FEATURES,
         N_FEATURES=N_FEATURES,
         RedisServer=RedisServer,
+        ModelServerProcess=ModelServerProcess,
         make_data=make_data,
         train_forest=train_forest,
         register_sklearn=register_sklearn,
