@@ -21,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,55 +33,23 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 SERVING = HERE.parent
-VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(SERVING.parents[1] / "tests"))  # the launchers the workload tests use
+from local_servers import VENV_BIN, MlflowServer, Process, free_port, http_ok, wait_until  # noqa: E402
+
 N_FEATURES = 20
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 N_BODIES = 1000  # distinct rows cycled by wrk: cache-on runs are ~100 % hits after the first pass
-PROCS: list[subprocess.Popen] = []
+PROCS: list[Process] = []
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def spawn(args, log: Path, env=None, cwd=None) -> subprocess.Popen:
-    p = subprocess.Popen(
-        args,
-        stdout=open(log, "ab"),  # noqa: SIM115 - the child owns it for its lifetime
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
+def spawn(args, log: Path, env=None, cwd=None) -> Process:
+    p = Process(args, log, env=env, cwd=cwd)
     PROCS.append(p)
     return p
 
 
-def stop(p: subprocess.Popen) -> None:
-    """Stop the process group we created for p (never anything matched by name)."""
-    if p.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.wait(10)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(p.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        p.wait(5)
-
-
-def wait_http(url: str, p: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError(f"{url} exited:\n{log.read_text()[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready:\n{log.read_text()[-2000:]}")
+def wait_http(url: str, p: Process, timeout: float = 180) -> None:
+    wait_until(lambda: http_ok(url), timeout, url, p.proc, p.log)
 
 
 def data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -202,16 +169,16 @@ class Bench:
         }
         p = spawn([sys.executable, "-m", "model_server"], log, env=env)
         try:
-            wait_http(f"http://127.0.0.1:{port}/readyz", p, log)
+            wait_http(f"http://127.0.0.1:{port}/readyz", p)
             # /readyz reaches whichever worker accepts; wait until every worker logged its model load
             deadline = time.monotonic() + 180
             while log.read_text().count("now serving") < self.args.workers:
-                if time.monotonic() > deadline or p.poll() is not None:
+                if time.monotonic() > deadline or p.proc.poll() is not None:
                     raise RuntimeError(f"not all workers loaded the model:\n{log.read_text()[-2000:]}")
                 time.sleep(0.2)
             yield f"http://127.0.0.1:{port}", log
         finally:
-            stop(p)
+            p.stop()
 
     def ours(self, label, mlflow_uri, name, redis_url, script) -> dict:
         with self.server(mlflow_uri, name, redis_url) as (url, _):
@@ -233,13 +200,13 @@ class Bench:
 
 
 @contextlib.contextmanager
-def frozen(p: subprocess.Popen):
+def frozen(p: Process):
     """redis-server stopped (SIGSTOP): its socket still accepts connections, nothing answers."""
-    os.kill(p.pid, signal.SIGSTOP)
+    os.kill(p.proc.pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(p.pid, signal.SIGCONT)
+        os.kill(p.proc.pid, signal.SIGCONT)
 
 
 def _cache_results(text: str) -> dict[str, float]:
@@ -280,11 +247,12 @@ def main() -> int:
     os.environ["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '')}"  # mlflow models serve needs uvicorn
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    mlflow = MlflowServer(tmp / "mlflow")
     bench = Bench(args, tmp)
     results: dict[str, dict] = {}
     try:
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-        redis_port, mlflow_port = free_port(), free_port()
+        redis_port = free_port()
         rp = spawn(
             [
                 "redis-server",
@@ -301,26 +269,8 @@ def main() -> int:
             ],
             tmp / "redis.log",
         )
-        mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
-        mp = spawn(
-            [
-                str(VENV_BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{tmp}/mlflow.db",
-                "--artifacts-destination",
-                str(tmp / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mlflow_port),
-                "--workers",
-                "1",
-            ],
-            tmp / "mlflow.log",
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            cwd=tmp,
-        )
+        mlflow.start()  # boots while the models train
+        mlflow_uri = mlflow.uri
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
 
         from sklearn.ensemble import RandomForestClassifier
@@ -328,7 +278,7 @@ def main() -> int:
         x, y = data(5000, 0)
         small = RandomForestClassifier(n_estimators=50, max_depth=12, random_state=0, n_jobs=1).fit(x, y)
         big = RandomForestClassifier(n_estimators=500, max_depth=None, random_state=0, n_jobs=-1).fit(x, y)
-        wait_http(f"{mlflow_uri}/health", mp, tmp / "mlflow.log")
+        mlflow.wait()
         register(mlflow_uri, "bench-forest", small)
         if not args.skip_crossover:
             register(mlflow_uri, "bench-forest-big", big)
@@ -384,12 +334,12 @@ def main() -> int:
                 env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri},
             )
             try:
-                wait_http(f"http://127.0.0.1:{port}/ping", sp, log)
+                wait_http(f"http://127.0.0.1:{port}/ping", sp)
                 results["mlflow"] = bench.measure(
                     "mlflow models serve (2 workers)", f"http://127.0.0.1:{port}", mlflow_lua
                 )
             finally:
-                stop(sp)
+                sp.stop()
 
         if not args.skip_crossover:
             results["big_nocache"] = bench.ours(
@@ -407,12 +357,11 @@ def main() -> int:
         _report(results)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
-        for p in (mp, rp):
-            stop(p)
         return 0
     finally:
+        mlflow.stop()
         for p in PROCS:
-            stop(p)
+            p.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -453,22 +402,12 @@ def _floor(bench: Bench, model, row: dict, script: Path, tmp: Path) -> dict:
         env={**os.environ, "BENCH_ONNX_PATH": str(onnx_path), "BENCH_FEATURES": ",".join(FEATURES)},
     )
     try:
-        _wait_post(f"http://127.0.0.1:{port}/", json.dumps({"features": row}), fp, log)
+        body = json.dumps({"features": row})
+        ok = lambda: httpx.post(f"http://127.0.0.1:{port}/", content=body, timeout=1).status_code == 200  # noqa: E731
+        wait_until(ok, 60, "bare ONNX floor", fp.proc, log)
         return bench.measure("bare ONNX floor", f"http://127.0.0.1:{port}", script)
     finally:
-        stop(fp)
-
-
-def _wait_post(url, body, p, log, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError(log.read_text()[-2000:])
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.post(url, content=body, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(log.read_text()[-2000:])
+        fp.stop()
 
 
 def _inference_us(model, xs: pd.DataFrame) -> float:
