@@ -336,6 +336,6 @@ def test_the_pr_diff_job_leaves_one_comment_per_cloud_stack(runner: Runner, tmp_
     assert run.failed is None, run.report()
     comments = json.loads((tmp_path / "diff" / "gh-comments.json").read_text())
     firsts = sorted(c["body"].splitlines()[0] for c in comments)
-    stacks = ["dev", "prod", "prod-gcp", "test"]
+    stacks = ["dev", "dev-gpu-sharing", "prod", "prod-gcp", "prod-karpenter", "test"]
     assert firsts == [f"<!-- mlops-infra-plan:{s} -->" for s in stacks]
     assert {c["issue"] for c in comments} == {42}
