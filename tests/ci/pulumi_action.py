@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from ci.action_facts import (
     PULUMI_ACTIONS_BOOLEANS,
     PULUMI_ACTIONS_COMMANDS,
@@ -84,11 +83,11 @@ def run_pulumi_action(
         return 1, f"Unexpected input(s) {names}, valid inputs are [{valid}]"
     inputs = {n: default(d) for n, d in PULUMI_ACTIONS_INPUTS.items() if d is not None}
     inputs.update(given)
-    unmodelled = sorted(
-        n for n, v in given.items() if n not in MODELLED and v != PULUMI_ACTIONS_INPUTS[n]
-    )
+    unmodelled = sorted(n for n, v in given.items() if n not in MODELLED and v != PULUMI_ACTIONS_INPUTS[n])
     if unmodelled:
-        raise NotModelled(f"pulumi/actions inputs not modelled: {unmodelled}: extend tests/ci/pulumi_action.py")
+        raise NotModelled(
+            f"pulumi/actions inputs not modelled: {unmodelled}: extend tests/ci/pulumi_action.py"
+        )
     log: list[str] = []
     try:
         flags = {n: _boolean(n, inputs[n]) for n in PULUMI_ACTIONS_BOOLEANS}
@@ -118,11 +117,13 @@ def run_pulumi_action(
         pulumi("--non-interactive", "--cwd", str(work_dir), *login, check=False)
         if command != "output":
             pulumi("stack", "select", "--stack", stack, "--non-interactive")
-        argv = _command_line(command, inputs, flags) + ["--stack", stack, "--non-interactive"]
+        argv = [*_command_line(command, inputs, flags), "--stack", stack, "--non-interactive"]
         output = pulumi(*argv)
         log.append(output)
         if command != "output" and flags["comment-on-pr"] and pull_request is not None:
-            log.append(_comment(command, stack, work_dir, output, inputs, flags, permissions, pull_request, comments))
+            log.append(
+                _comment(command, stack, work_dir, output, inputs, flags, permissions, pull_request, comments)
+            )
     except ActionFailed as exc:
         return 1, "\n".join([*log, f"Error: {exc}"])
     return 0, "\n".join(log)
@@ -141,7 +142,9 @@ def _install(inputs: Mapping[str, str], workspace: Path, path: list[str], tool_c
     """pulumi-cli.ts downloadCli: the release for the version (or range) into the tool cache, added to PATH."""
     version, version_file = inputs.get("pulumi-version", ""), inputs.get("pulumi-version-file", "")
     if version and version_file:
-        raise ActionFailed("Only one of 'pulumi-version' or 'pulumi-version-file' should be provided, got both")
+        raise ActionFailed(
+            "Only one of 'pulumi-version' or 'pulumi-version-file' should be provided, got both"
+        )
     if version_file:
         file = workspace / version_file
         if not file.is_file():
@@ -159,13 +162,24 @@ def _command_line(command: str, inputs: Mapping[str, str], flags: Mapping[str, b
     argv = {"update": ["up", "--yes", "--skip-preview"], "up": ["up", "--yes", "--skip-preview"]}.get(
         command, [command]
     )
-    for name, flag in (("expect-no-changes", "--expect-no-changes"), ("refresh", "--refresh"), ("diff", "--diff")):
+    for name, flag in (
+        ("expect-no-changes", "--expect-no-changes"),
+        ("refresh", "--refresh"),
+        ("diff", "--diff"),
+    ):
         if flags[name]:
             argv.append(flag)
     for name, flag in (("policyPacks", "--policy-pack"), ("policyPackConfigs", "--policy-pack-config")):
         for item in _list(inputs.get(name, "")):
             argv += [flag, item]
-    argv += ["--exec-agent", PULUMI_ACTIONS_USER_AGENT, "--color", inputs["color"], "--exec-kind", "auto.local"]
+    argv += [
+        "--exec-agent",
+        PULUMI_ACTIONS_USER_AGENT,
+        "--color",
+        inputs["color"],
+        "--exec-kind",
+        "auto.local",
+    ]
     return argv
 
 
@@ -190,10 +204,14 @@ def _comment(
     if not inputs.get("github-token"):
         raise ActionFailed("github-token is missing.")
     if permissions.get("pull-requests") != "write":
-        raise ActionFailed("HttpError: Resource not accessible by integration (403): needs `pull-requests: write`")
+        raise ActionFailed(
+            "HttpError: Resource not accessible by integration (403): needs `pull-requests: write`"
+        )
     project = yaml.safe_load((work_dir / "Pulumi.yaml").read_text())["name"]
     heading = PULUMI_ACTIONS_COMMENT_HEADING.format(command=command, project=project, stack=stack)
-    body = f"{heading}\n\n<details>\n{PULUMI_ACTIONS_COMMENT_SUMMARY}\n\n<pre>\n{output}\n</pre>\n\n</details>"
+    body = (
+        f"{heading}\n\n<details>\n{PULUMI_ACTIONS_COMMENT_SUMMARY}\n\n<pre>\n{output}\n</pre>\n\n</details>"
+    )
     state: list[dict[str, Any]] = json.loads(comments.read_text()) if comments.is_file() else []
     mine = next(
         (
@@ -209,7 +227,12 @@ def _comment(
         mine["body"] = body
     else:
         state.append(
-            {"id": 1000 + len(state), "issue": pull_request, "body": body, "user": {"login": "github-actions[bot]"}}
+            {
+                "id": 1000 + len(state),
+                "issue": pull_request,
+                "body": body,
+                "user": {"login": "github-actions[bot]"},
+            }
         )
     comments.write_text(json.dumps(state))
     return f"{'edited' if mine is not None else 'created'} the PR comment {heading!r}"

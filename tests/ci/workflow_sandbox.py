@@ -257,8 +257,12 @@ class Runner:
             env["PATH"] = os.pathsep.join(path)
             env["FAKE_STEP"] = f"{index}: {name}"
             if "uses" in step:
-                pull_request = 42 if "pull_request" in (workflow.get("on") or workflow.get(True) or {}) else None
-                result = self._action(step, job, context, env, workspace, path, exported, prepare, pull_request)
+                pull_request = (
+                    42 if "pull_request" in (workflow.get("on") or workflow.get(True) or {}) else None
+                )
+                result = self._action(
+                    step, job, context, env, workspace, path, exported, prepare, pull_request
+                )
             else:
                 result = self._run(step, env, context, workspace, temp, path, exported)
             steps.append(Step(name, *result))
@@ -283,10 +287,16 @@ class Runner:
     ) -> tuple[int, str]:
         action, _, ref = str(step["uses"]).partition("@")
         if not re.fullmatch(r"[0-9a-f]{40}", ref):
-            return 1, f"{action}@{ref}: not pinned by full commit SHA (a tag or branch can be moved to other code)"
+            return (
+                1,
+                f"{action}@{ref}: not pinned by full commit SHA (a tag or branch can be moved to other code)",
+            )
         if action in PINS and PINS[action][1] != ref:
             tag, sha = PINS[action]
-            return 1, f"{action}@{ref}: the sandbox's model is of {tag} ({sha}); read the action again at this commit"
+            return (
+                1,
+                f"{action}@{ref}: the sandbox's model is of {tag} ({sha}); read the action again at this commit",
+            )
         given = {k: _input(v, context) for k, v in (step.get("with") or {}).items()}
         if action == "actions/checkout":
             self._checkout(workspace, full_history=given.get("fetch-depth") == "0")
