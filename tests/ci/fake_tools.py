@@ -372,7 +372,7 @@ def pulumi(args: list[str]) -> int:
             raise Fail("Could not find `uv` executable.\nInstall uv and make sure is is in your PATH.", 255)
         _policy_packs(args)
         _cloud_credentials(config)
-        if command == ["preview"]:
+        if command[:1] == ["preview"]:
             print(f"Previewing update ({option(args, '--stack') or option(args, '-s')}):")
         return 0
     if command == ["stack", "select"]:
