@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 # Plans start fresh processes: precompiled bytecode saves seconds per run (this machine sets PYTHONDONTWRITEBYTECODE).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk policy-pack pulumi-cli preview deploy smoke bench bench-plan bench-serving bench-drift \
+.PHONY: setup tools plan up test lint typecheck unit checkov wheel-test dist release lowest-sdk kserve-client policy-pack pulumi-cli preview preview-env deploy smoke bench bench-plan bench-serving bench-drift \
         check check-all policy-config model-promote model-rollback graphs
 
 $(UV):
@@ -65,6 +65,14 @@ preview: setup $(PULUMI)
 	$(BIN)/mlops-infra policy-config $(STACK) --check
 	PATH="$(PULUMI_PATH)" $(PULUMI) preview --stack $(STACK) --policy-pack policies --policy-pack-config $(POLICY_CONFIG) --diff --non-interactive
 
+# For pr.yml's preview through `pulumi/actions`, which runs the CLI itself: what `make preview` prepares before
+# calling pulumi, left for the steps after this one: the locked .venv (the policy pack's virtualenv), a current
+# policy config for $(STACK), and PULUMI_PATH's directories on GITHUB_PATH (`uv` for Pulumi.yaml's toolchain).
+preview-env: setup
+	$(BIN)/mlops-infra policy-config $(STACK) --check
+	echo "$(CURDIR)/$(TOOLS)/bin" >> "$${GITHUB_PATH:?set by GitHub Actions: the PATH of later steps}"
+	echo "$(CURDIR)/$(BIN)" >> "$$GITHUB_PATH"
+
 deploy: setup $(PULUMI)
 	$(BIN)/mlops-infra policy-config $(STACK) --check
 	PATH="$(PULUMI_PATH)" $(PULUMI) up --stack $(STACK) --policy-pack policies --policy-pack-config $(POLICY_CONFIG) --yes --non-interactive
@@ -104,8 +112,13 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-unit: setup tools
+unit: setup tools kserve-client
 	$(BIN)/pytest -n 2
+
+# The KServe SDK (a client the serving tests drive the server with) pins pandas<3 and protobuf 6, which the
+# project's environment does not take: it gets its own environment from uv.lock's `kserve-client` group.
+kserve-client: $(UV)
+	UV_PROJECT_ENVIRONMENT=.venv-kserve $(UV) sync --frozen --only-group kserve-client --python $(PYTHON) --quiet
 
 checkov: setup
 	scripts/checkov.sh

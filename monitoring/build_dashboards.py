@@ -250,6 +250,18 @@ def serving() -> dict[str, Any]:
         ),
         lay.panel(
             "timeseries",
+            "Requests per second by route and status code",
+            [
+                target(
+                    f"sum by (route, code) (rate(model_requests_total{{{sel}}}[{ri}]))", "{{route}} {{code}}"
+                )
+            ],
+            unit="reqps",
+            description="/predict (the server's own API), /invocations (MLflow's scoring protocol), "
+            "/v2/models/{name}/infer (the Open Inference Protocol).",
+        ),
+        lay.panel(
+            "timeseries",
             "5xx ratio by model",
             [
                 target(
@@ -283,6 +295,20 @@ def serving() -> dict[str, Any]:
             w=24,
             h=9,
             description="SLO = model_latency_slo_seconds, or 50 ms where the model does not export it.",
+        ),
+        lay.panel(
+            "timeseries",
+            "p99 latency by route",
+            [
+                target(
+                    "histogram_quantile(0.99, sum by (route, le) "
+                    f"(rate(model_request_duration_seconds_bucket{{{sel}}}[{ri}])))",
+                    "p99 {{route}}",
+                )
+            ],
+            unit="s",
+            w=24,
+            h=8,
         ),
         lay.panel(
             "timeseries",

@@ -354,12 +354,18 @@ class Package:
         t = tokens(text)
         self.toks += t
         depth = 0
+        in_group = False  # inside `var ( a = ...; b = ... )`
         for i, tok in enumerate(t):
             if depth == 0 and tok == "var" and i + 2 < len(t) and t[i + 2] == "=":
                 self.vars.setdefault(t[i + 1], base + i + 3)
+            elif depth == 0 and tok == "var" and i + 1 < len(t) and t[i + 1] == "(":
+                in_group = True
+            elif in_group and depth == 1 and i + 2 < len(t) and t[i + 1] == "=":
+                self.vars.setdefault(tok, base + i + 2)
             elif depth == 0 and tok == "func" and t[i + 1] != "(" and t[i + 2] == "(":
                 self.funcs.setdefault(t[i + 1], base + i + 2)
             depth += _depth(tok)
+            in_group = in_group and (depth > 0 or tok == "var")
         return base, len(self.toks)
 
     def literal(self, i: int, seen: frozenset[str] = frozenset()) -> int | None:

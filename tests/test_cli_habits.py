@@ -59,17 +59,22 @@ def test_render_into_a_foreign_directory_is_an_input_error(
     assert "holds files an earlier render did not write (keep.yaml)" in capsys.readouterr().err
 
 
-def test_plan_piped_to_a_file_is_a_tree_with_counts_and_never_folds(tmp_path: Path) -> None:
+def _piped(*args: str) -> str:
+    """The CLI's stdout as a file gets it: not a terminal, however narrow COLUMNS says the screen is."""
     env = {**os.environ, "COLUMNS": "40", "NO_COLOR": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.tooling.cli", "plan", "prod"],
+    return subprocess.run(
+        [sys.executable, "-m", "mlops_infra.tooling.cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
         check=True,
-    )
-    lines = result.stdout.splitlines()
+    ).stdout
+
+
+def test_plan_piped_to_a_file_is_a_tree_with_counts_and_never_folds(tmp_path: Path) -> None:
+    stdout = _piped("plan", "prod")
+    lines = stdout.splitlines()
     assert lines[0] == "Plan for stack prod (prod, aws, us-east-1):"
     assert "+ mlops:platform:Platform  mlops-platform" in lines
     backend = next(line for line in lines if line.endswith("+ mlops:aws:AwsPlatform  mlops-prod"))
@@ -81,23 +86,14 @@ def test_plan_piped_to_a_file_is_a_tree_with_counts_and_never_folds(tmp_path: Pa
     assert any(line.strip() == "1  kubernetes provider" for line in lines)  # not "pulumi 1"
     summary = next(line for line in lines if "resources to create" in line)
     assert re.fullmatch(r"\d+ resources to create, \d+ components, \d+ protected", summary), summary
-    assert "\x1b[" not in result.stdout  # no colour codes in a file, NO_COLOR respected
+    assert "\x1b[" not in stdout  # no colour codes in a file, NO_COLOR respected
     assert not any(line.rstrip() != line for line in lines if line)  # no padding: nothing folded into columns
     budget_line = next(line for line in lines if line.startswith("monthly cost (USD)"))
     assert "13,8" in budget_line  # numbers stay whole on one line
 
 
 def test_cost_table_piped_to_a_file_keeps_rows_whole() -> None:
-    env = {**os.environ, "COLUMNS": "40", "NO_COLOR": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "mlops_infra.tooling.cli", "cost", "prod-karpenter"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    lines = result.stdout.splitlines()
+    lines = _piped("cost", "prod-karpenter").splitlines()
     system = [line for line in lines if "mlops-prod-karpenter-system" in line]
     assert system and "aws:m6i.xlarge:on-demand" in system[0]  # one resource, one row: names whole
     total = next(line for line in lines if line.startswith("│ total"))

@@ -99,3 +99,15 @@ def test_human_plan_shows_cost_and_policy_findings() -> None:
     expected = _cli_json("plan", "dev", "--json")["cost"]["monthly"]["expected"]
     assert f"expected {expected:,.2f}" in out
     assert "policy findings: 0" in out
+
+
+def test_evaluation_after_asyncio_run_in_the_same_thread() -> None:
+    """asyncio.run() leaves the thread without a current event loop; Pulumi's runtime needs one."""
+    import asyncio
+
+    async def nothing() -> None:
+        return None
+
+    asyncio.run(nothing())
+    plan = evaluate(STACKS / "Pulumi.local.yaml")
+    assert any(r.type == "kubernetes:argoproj.io/v1alpha1:Rollout" for r in plan.resources)

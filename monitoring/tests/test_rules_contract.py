@@ -158,8 +158,8 @@ def test_tokenizer_finds_metrics_not_functions_labels_or_durations() -> None:
 
 def test_contract_is_parsed() -> None:
     c = contract()
-    assert c["model_request_duration_seconds_bucket"] == {"model", "model_version", "le"}
-    assert c["model_requests_total"] == {"model", "code"}
+    assert c["model_request_duration_seconds_bucket"] == {"model", "route", "model_version", "le"}
+    assert c["model_requests_total"] == {"model", "route", "code"}
     assert "model_request_duration_seconds" not in c  # a histogram is only its _bucket/_sum/_count
     assert c["model_info"] == {"model", "model_version", "alias", "runtime"}
     assert len(c) >= 20

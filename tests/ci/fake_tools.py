@@ -372,6 +372,14 @@ def pulumi(args: list[str]) -> int:
             raise Fail("Could not find `uv` executable.\nInstall uv and make sure is is in your PATH.", 255)
         _policy_packs(args)
         _cloud_credentials(config)
+        if command[:1] == ["preview"]:
+            print(f"Previewing update ({option(args, '--stack') or option(args, '-s')}):")
+        return 0
+    if command == ["stack", "select"]:
+        # The Automation API's selectStack (pulumi/actions): a project here and a backend to look the stack up in.
+        _logged_in()
+        if not Path("Pulumi.yaml").is_file():
+            raise Fail("error: no Pulumi.yaml project file found", 255)
         return 0
     if command == ["stack", "output"]:
         _logged_in()

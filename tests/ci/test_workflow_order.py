@@ -121,7 +121,7 @@ def _assert_calls_are_real(run: JobRun) -> None:
         stack = _value(argv, "--stack")
         assert _value(argv, "--policy-pack") == "policies", argv
         assert _value(argv, "--policy-pack-config") == f"policies/config/{stack}.json", argv
-    for argv in _pulumi(run, "stack"):
+    for argv in (a for a in _pulumi(run, "stack") if a[1] == "output"):
         stack, name = _value(argv, "--stack"), argv[2]
         assert stack is not None and name in reference_plan(stack).outputs, f"{stack} exports no {name}"
 
@@ -136,6 +136,21 @@ def _assert_deploys_its_own_stack(run: JobRun, stack: str) -> None:
     assert [_value(a, "--stack") for a in _pulumi(run, "up")] == [stack]
 
 
+def _assert_previews_its_own_stack(run: JobRun, stack: str, comments: Path) -> None:
+    """pulumi/actions logs in, selects the stack and previews it once with the pack and the stack's policy
+    config from the workspace root, after the freshness check; its comment names the stack."""
+    pulumi = [_argv(c) for c in run.calls if c["kind"] == "pulumi"]
+    assert [a[a.index("login")] if "login" in a else a[0] for a in pulumi] == ["login", "stack", "preview"]
+    [preview] = _pulumi(run, "preview")
+    assert _value(preview, "--stack") == stack and "--diff" in preview
+    assert {c["cwd"] for c in run.calls if c["kind"] == "pulumi"} == {run.calls[0]["cwd"]}
+    kinds = [(c["kind"], _argv(c)[:1]) for c in run.calls]
+    assert kinds.index(("mlops-infra", ["policy-config"])) < kinds.index(("pulumi", ["preview"]))
+    [comment] = json.loads(comments.read_text())
+    assert comment["body"].startswith(f"#### :tropical_drink: `preview` on mlops-platform/{stack}\n")
+    assert f"Previewing update ({stack}):" in comment["body"]
+
+
 @pytest.mark.parametrize(("file", "job", "matrix"), list(_jobs()))
 def test_every_job_runs_in_order_on_a_fresh_clone(
     file: str, job: str, matrix: dict[str, Any], runner: Runner
@@ -147,6 +162,10 @@ def test_every_job_runs_in_order_on_a_fresh_clone(
     _assert_calls_are_real(run)
     if file == "deploy.yml":
         _assert_deploys_its_own_stack(run, workflow["jobs"][job]["env"]["STACK"])
+    if (file, job) == ("pr.yml", "preview"):
+        _assert_previews_its_own_stack(
+            run, matrix["stack"], runner.base / f"preview-{matrix['stack']}" / "gh-comments.json"
+        )
 
 
 # ------------------------------------------------------------------------------------ the old defects
@@ -217,6 +236,33 @@ def _without_step(job: dict[str, Any], pattern: str) -> None:
 
 def _swap_last_two(job: dict[str, Any]) -> None:
     job["steps"][-2:] = job["steps"][-1:-3:-1]
+
+
+def _with(key: str, value: str | None, rename: str | None = None) -> Callable[[dict[str, Any]], None]:
+    """Edit one input of the job's pulumi/actions step: a new value, removed (None), or renamed."""
+
+    def edit(job: dict[str, Any]) -> None:
+        [step] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+        assert key in step["with"], key
+        if rename:
+            step["with"][rename] = step["with"].pop(key)
+        elif value is None:
+            step["with"].pop(key)
+        else:
+            step["with"][key] = value
+
+    return edit
+
+
+def _uses(ref: str) -> Callable[[dict[str, Any]], None]:
+    def edit(job: dict[str, Any]) -> None:
+        [step] = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+        step["uses"] = f"pulumi/actions@{ref}"
+
+    return edit
+
+
+PREVIEW = "pulumi preview with the policy pack"
 
 
 PLANTED = [
@@ -299,8 +345,73 @@ PLANTED = [
         "preview",
         lambda job: job["steps"][-1].pop("env"),
         None,
-        "pulumi preview with the policy pack",
+        PREVIEW,
         "PULUMI_ACCESS_TOKEN must be set",
+    ),
+    # pulumi/actions: what its inputs point at must exist where the action resolves it (work-dir)
+    (
+        "pr.yml",
+        "preview",
+        _with("policyPackConfigs", "policies/${{ matrix.stack }}.json"),
+        None,
+        PREVIEW,
+        "policies/dev.json: [Errno 2] No such file or directory",
+    ),
+    ("pr.yml", "preview", _with("policyPacks", "dist/policy-pack"), None, PREVIEW, "no PulumiPolicy.yaml"),
+    ("pr.yml", "preview", _with("work-dir", "infra"), None, PREVIEW, "no Pulumi.yaml project file found"),
+    # ... its inputs are the ones action.yml declares, with values its parsers take
+    (
+        "pr.yml",
+        "preview",
+        _with("policyPacks", None, rename="policyPack"),
+        None,
+        PREVIEW,
+        "Unexpected input(s) 'policyPack'",
+    ),
+    ("pr.yml", "preview", _with("command", "previw"), None, PREVIEW, "'previw' is not one of"),
+    (
+        "pr.yml",
+        "preview",
+        _with("stack-name", None),
+        None,
+        PREVIEW,
+        "Input required and not supplied: stack-name",
+    ),
+    ("pr.yml", "preview", _with("diff", "yes"), None, PREVIEW, 'Input does not meet YAML 1.2 "Core Schema"'),
+    # ... it is pinned to the commit the model was read from
+    ("pr.yml", "preview", _uses("v6"), None, PREVIEW, "not pinned by full commit SHA"),
+    (
+        "pr.yml",
+        "preview",
+        _uses("8e5e406f4007fca908480587cb9893c07090f58d"),
+        None,
+        PREVIEW,
+        "model is of v6.6.1",
+    ),
+    # ... and gets what it needs from the job: the comment's permission, uv and the pack's virtualenv
+    (
+        "pr.yml",
+        "preview",
+        lambda job: job["permissions"].pop("pull-requests"),
+        None,
+        PREVIEW,
+        "Resource not accessible",
+    ),
+    (
+        "pr.yml",
+        "preview",
+        lambda job: _without_step(job, "make preview-env"),
+        None,
+        PREVIEW,
+        "Could not find `uv`",
+    ),
+    (
+        "pr.yml",
+        "preview",
+        None,
+        _edit("stacks/Pulumi.dev.yaml", "monthlyUsd: 800", "monthlyUsd: 900"),
+        "Policy config of the stack current",
+        "policies/config/dev.json: stale",
     ),
 ]
 
@@ -336,6 +447,11 @@ def test_the_pr_diff_job_leaves_one_comment_per_cloud_stack(runner: Runner, tmp_
     assert run.failed is None, run.report()
     comments = json.loads((tmp_path / "diff" / "gh-comments.json").read_text())
     firsts = sorted(c["body"].splitlines()[0] for c in comments)
-    stacks = ["dev", "prod", "prod-gcp", "test"]
+    stacks = sorted(
+        p.name.split(".")[1]
+        for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+        if yaml.safe_load(p.read_text())["config"].get("mlops-platform:cloud") != "local"
+    )
+    assert len(stacks) >= 6  # dev, test, prod, prod-gcp, prod-karpenter, dev-gpu-sharing
     assert firsts == [f"<!-- mlops-infra-plan:{s} -->" for s in stacks]
     assert {c["issue"] for c in comments} == {42}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ci.action_facts import PINS
 
 from mlops_infra.tooling.cli import build_parser as mlops_parser
 from retrain_job.cli import build_parser as retrain_parser
@@ -70,11 +71,17 @@ def test_zizmor_finds_nothing() -> None:
 
 
 def test_every_action_is_pinned_by_full_sha_with_a_version_comment() -> None:
+    """The SHA is the commit of the release tag in the comment, as read from the action's repository
+    (action_facts.PINS): a comment that names another version than the code, or an unverified pin, fails."""
     for path in FILES:
         lines = [line for line in path.read_text().splitlines() if re.match(r"^\s*-?\s*uses:", line)]
         for line in lines:
-            m = re.match(r"^\s*-?\s*uses:\s*(\S+)\s*#\s*v\d+\.\d+\.\d+\s*$", line)
+            m = re.match(r"^\s*-?\s*uses:\s*(\S+)\s*#\s*(v\d+\.\d+\.\d+)\s*$", line)
             assert m and SHA_PIN.match(m.group(1)), f"{path.name}: not SHA-pinned with a # vX.Y.Z: {line}"
+            action, sha = m.group(1).split("@")
+            assert PINS.get(action) == (m.group(2), sha), (
+                f"{path.name}: {line.strip()} is not {PINS.get(action)}"
+            )
     for file, name, job in _jobs():
         for step in job.get("steps", []):
             if "uses" in step:
@@ -94,7 +101,10 @@ def test_least_privilege_permissions() -> None:
         uses_oidc = any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])
         assert ("id-token" in writes) == uses_oidc, f"{file}:{name}: id-token only where a role is assumed"
         if "pull-requests" in writes:
-            assert any("mlops-infra pr-comment" in s.get("run", "") for s in job["steps"]), (file, name)
+            comments = [s for s in job["steps"] if "mlops-infra pr-comment" in s.get("run", "")] + [
+                s for s in _pulumi_actions(job) if s["with"].get("comment-on-pr") is True
+            ]
+            assert comments, f"{file}:{name}: pull-requests: write without a step that comments"
 
 
 def test_checkout_never_persists_credentials_and_no_long_lived_keys() -> None:
@@ -105,6 +115,10 @@ def test_checkout_never_persists_credentials_and_no_long_lived_keys() -> None:
             if "configure-aws-credentials" in step.get("uses", ""):
                 assert "role-to-assume" in step["with"], (file, name)
                 assert not {"aws-access-key-id", "aws-secret-access-key"} & set(step["with"]), (file, name)
+
+
+def _pulumi_actions(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
 
 
 def _runs(job: dict[str, Any]) -> list[str]:
@@ -211,7 +225,7 @@ def test_a_step_uses_the_virtualenv_only_after_a_step_that_creates_it() -> None:
     """Cheap static companion of test_workflow_order.py: `.venv/...` only after `make setup` (or a target that
     bootstraps it); the old deploy.yml called `.venv/bin/mlops-infra` after only `make pulumi-cli`."""
     bootstraps = re.compile(
-        r"^make (setup|check|check-all|test|deploy|preview|smoke|policy-config|model-\w+)\b"
+        r"^make (setup|check|check-all|test|deploy|preview|preview-env|smoke|policy-config|model-\w+)\b"
     )
     for file, name, job in _jobs():
         ready = False
@@ -234,3 +248,53 @@ def test_pulumi_gets_the_stacks_own_policy_config(target: str) -> None:
     assert freshness < pulumi
     assert "--policy-pack-config policies/config/prod.json" in lines[pulumi]
     assert "/.venv-tools/bin:" in lines[pulumi]  # uv, which the project's uv toolchain looks up on PATH
+
+
+def _cloud_stacks(cloud: str) -> list[str]:
+    return sorted(
+        p.name.split(".")[1]
+        for p in (ROOT / "stacks").glob("Pulumi.*.yaml")
+        if yaml.safe_load(p.read_text())["config"].get("mlops-platform:cloud") == cloud
+    )
+
+
+def test_the_pr_preview_runs_pulumi_actions_with_the_pack_and_each_stacks_config() -> None:
+    """pulumi/actions previews every AWS stack (the job assumes an AWS role only) with the pinned CLI of the
+    Makefile, the repository's pack and the matrix stack's own policy config, and comments on the PR; the step
+    before it checks that config's freshness and puts `uv` on PATH."""
+    job = _load(WORKFLOWS / "pr.yml")["jobs"]["preview"]
+    assert sorted(job["strategy"]["matrix"]["stack"]) == _cloud_stacks("aws")
+    assert job["env"]["STACK"] == "${{ matrix.stack }}"
+    assert "vars.AWS_PREVIEW_ROLE_ARN != ''" in job["if"]  # only where a preview role exists
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in job["if"]  # never a fork
+    [step] = _pulumi_actions(job)
+    pinned = re.search(r"^PULUMI_VERSION := (\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert pinned is not None
+    assert step["with"] == {
+        "command": "preview",
+        "stack-name": "${{ matrix.stack }}",
+        "pulumi-version": pinned.group(1),
+        "work-dir": ".",
+        "policyPacks": "policies",
+        "policyPackConfigs": "policies/config/${{ matrix.stack }}.json",
+        "diff": True,
+        "comment-on-pr": True,
+        "github-token": "${{ github.token }}",
+    }
+    assert set(step["env"]) == {"PULUMI_ACCESS_TOKEN"}
+    assert job["steps"][job["steps"].index(step) - 1]["run"] == "make preview-env"
+
+
+def test_make_preview_env_checks_the_config_then_puts_uv_and_the_venv_on_the_path_of_later_steps() -> None:
+    proc = subprocess.run(
+        ["make", "-n", "preview-env", "STACK=prod"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = proc.stdout.splitlines()
+    check = lines.index(".venv/bin/mlops-infra policy-config prod --check")
+    written = [line for line in lines[check:] if "GITHUB_PATH" in line]
+    assert [w.split('"')[1].removeprefix(str(ROOT)) for w in written] == ["/.venv-tools/bin", "/.venv/bin"]

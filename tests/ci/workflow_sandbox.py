@@ -13,8 +13,13 @@ reach a network or a cloud (`curl`, `aws`, `gcloud`, `kubectl`, `gh`, `sudo`/`ap
 - actions/setup-python: `python`, `python3`, `python3.X` and `pip` (fakes) on PATH;
 - aws-actions/configure-aws-credentials (v4.2.1 `src/helpers.ts`): AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
   AWS_SESSION_TOKEN, AWS_REGION and AWS_DEFAULT_REGION in the environment of later steps; it fails without
-  `id-token: write` (no OIDC token) or without a region.
-An action with no model here fails the test, so a new one gets modelled before it is trusted.
+  `id-token: write` (no OIDC token) or without a region;
+- pulumi/actions (v6.6.1): the Pulumi CLI on PATH, then the `pulumi` command lines and the PR comment it makes
+  of its inputs (pulumi_action.py), run through the fakes in the step's environment.
+Every `uses:` must name its action at the full commit SHA of a release these models were read from
+(action_facts.PINS): a tag or branch fails the step (a tag can be moved to other code), an unknown commit
+too (the models describe another version). An action with no model here fails the test, so a new one gets
+modelled before it is trusted.
 
 `run:` steps run as GitHub runs them (`bash -e {0}`, or `bash --noprofile --norc -eo pipefail {0}` for
 `shell: bash`) in the workspace, with workflow, job and step `env` and `${{ ... }}` replaced by plausible
@@ -34,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci.action_facts import PINS
 from ci.fake_tools import write_wrapper
+from ci.pulumi_action import NotModelled, run_pulumi_action
 
 SYSTEM_TOOLS = [
     "bash",
@@ -188,6 +195,13 @@ def substitute(text: str, context: Mapping[str, Any]) -> str:
     return EXPRESSION.sub(lambda m: evaluate(m.group(1), context), text)
 
 
+def _input(value: Any, context: Mapping[str, Any]) -> str:
+    """A `with:` value as the action reads it: YAML booleans as `true`/`false`, expressions evaluated."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return substitute(str(value), context)
+
+
 def _inputs(workflow: Mapping[str, Any]) -> dict[str, str]:
     on = workflow.get("on", workflow.get(True)) or {}
     dispatch = on.get("workflow_dispatch") if isinstance(on, Mapping) else None
@@ -236,15 +250,20 @@ class Runner:
         steps: list[Step] = []
         for index, step in enumerate(job.get("steps", [])):
             name = str(step.get("name") or step.get("uses") or step.get("run", "")).splitlines()[0]
+            env = dict(base_env)
+            env.update(exported)
+            for scope in (workflow.get("env"), job.get("env"), step.get("env")):
+                env.update({k: substitute(str(v), context) for k, v in (scope or {}).items()})
+            env["PATH"] = os.pathsep.join(path)
+            env["FAKE_STEP"] = f"{index}: {name}"
             if "uses" in step:
-                result = self._action(step, job, context, workspace, path, exported, prepare)
+                pull_request = (
+                    42 if "pull_request" in (workflow.get("on") or workflow.get(True) or {}) else None
+                )
+                result = self._action(
+                    step, job, context, env, workspace, path, exported, prepare, pull_request
+                )
             else:
-                env = dict(base_env)
-                env.update(exported)
-                for scope in (workflow.get("env"), job.get("env"), step.get("env")):
-                    env.update({k: substitute(str(v), context) for k, v in (scope or {}).items()})
-                env["PATH"] = os.pathsep.join(path)
-                env["FAKE_STEP"] = f"{index}: {name}"
                 result = self._run(step, env, context, workspace, temp, path, exported)
             steps.append(Step(name, *result))
             if result[0] != 0:
@@ -259,13 +278,26 @@ class Runner:
         step: Mapping[str, Any],
         job: Mapping[str, Any],
         context: Mapping[str, Any],
+        env: dict[str, str],
         workspace: Path,
         path: list[str],
         exported: dict[str, str],
         prepare: Callable[[Path], None] | None,
+        pull_request: int | None,
     ) -> tuple[int, str]:
-        action = str(step["uses"]).split("@", 1)[0]
-        given = {k: substitute(str(v), context) for k, v in (step.get("with") or {}).items()}
+        action, _, ref = str(step["uses"]).partition("@")
+        if not re.fullmatch(r"[0-9a-f]{40}", ref):
+            return (
+                1,
+                f"{action}@{ref}: not pinned by full commit SHA (a tag or branch can be moved to other code)",
+            )
+        if action in PINS and PINS[action][1] != ref:
+            tag, sha = PINS[action]
+            return (
+                1,
+                f"{action}@{ref}: the sandbox's model is of {tag} ({sha}); read the action again at this commit",
+            )
+        given = {k: _input(v, context) for k, v in (step.get("with") or {}).items()}
         if action == "actions/checkout":
             self._checkout(workspace, full_history=given.get("fetch-depth") == "0")
             if prepare:
@@ -294,6 +326,21 @@ class Runner:
                 AWS_DEFAULT_REGION=given["aws-region"],
             )
             return 0, f"assumed {given['role-to-assume']}"
+        if action == "pulumi/actions":
+            try:
+                return run_pulumi_action(
+                    given,
+                    default=lambda expression: substitute(expression, context),
+                    permissions=job.get("permissions") or {},
+                    pull_request=pull_request,
+                    env=env,
+                    workspace=workspace,
+                    path=path,
+                    tool_cache=workspace.parent / "toolcache",
+                    comments=Path(env["FAKE_LOG"]).parent / "gh-comments.json",
+                )
+            except NotModelled as exc:
+                raise ModelError(str(exc)) from None
         raise ModelError(
             f"no model for action {action}: describe what it leaves behind in workflow_sandbox.py"
         )

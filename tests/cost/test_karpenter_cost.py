@@ -32,18 +32,18 @@ def test_pools_are_priced_from_zero_to_their_limits(stack_plan) -> None:
     gpu = items["mlops-prod-karpenter-gpu-a10g-nodepool"][0]
     assert (gpu["sku"], gpu["quantity"]) == (
         "aws:g5.2xlarge:on-demand",
-        {"min": 0.0, "expected": 0.0, "max": 8.0},
+        {"min": 0.0, "expected": 1.0, "max": 8.0},  # scaleDownSchedule: 2 nodes 12 h a day
     )
 
 
 def test_limits_keep_the_managed_groups_ceiling(stack_plan) -> None:
-    """Same groups, both engines: the accelerator pools' maximum is exactly the managed groups' maximum."""
+    """Same groups and schedules, both engines: the accelerator pools' expected and maximum are exactly the
+    managed groups'."""
     managed, pools = _items(stack_plan("prod")), _items(stack_plan("prod-karpenter"))
     for group in ("gpu-a10g", "inf2"):
-        assert (
-            pools[f"mlops-prod-karpenter-{group}-nodepool"][0]["monthly"]["max"]
-            == managed[f"mlops-prod-{group}"][0]["monthly"]["max"]
-        )
+        pool = pools[f"mlops-prod-karpenter-{group}-nodepool"][0]["monthly"]
+        asg = managed[f"mlops-prod-{group}"][0]["monthly"]
+        assert (pool["expected"], pool["max"]) == (asg["expected"], asg["max"])
 
 
 def _pool(limits: dict[str, str] | None, types: list[str], expected: str = "2") -> _Res:

@@ -102,6 +102,8 @@ def test_every_cloud_path_is_an_input_of_the_pinned_sdk(cloud: str) -> None:
         ("gcp:container/nodePool:NodePool", "autoscaling.maxNodeCount", False),
         ("gcp:container/cluster:Cluster", "nodePools[0].name", True),
         ("gcp:sql/databaseInstance:DatabaseInstance", "settings.tier", False),
+        ("aws:sqs/queue:Queue", "name", True),  # schema in a `var ( ... )` group
+        ("aws:sqs/queue:Queue", "messageRetentionSeconds", False),
     ],
 )
 def test_the_table_holds_the_providers_facts(type_: str, path: str, expected: bool) -> None:
@@ -199,3 +201,26 @@ def test_terraform_schemas_sdkv2_and_framework() -> None:
     # RequiresReplaceIf depends on the values: not a fact of the table.
     assert pkg.resource(FRAMEWORK_GO, span, "aws_rule") == ["groupId"]
     assert script.conditional('customdiff.ForceNewIfChange("ip_cidr_range", f)') == ["ipCidrRange"]
+
+
+def test_a_schema_declared_in_a_var_group_is_followed() -> None:
+    """terraform-provider-aws declares some schemas in `var ( x = map[...]{...} )` (sqs queueSchema)."""
+    script = _script()
+    go = """
+package sqs
+var (
+\tqueueSchema = map[string]*schema.Schema{
+\t\t"fifo_queue": {Type: schema.TypeBool, ForceNew: true},
+\t\t"delay_seconds": {Type: schema.TypeInt, Optional: true},
+\t}
+\tother = 1
+)
+// @SDKResource("aws_sqs_queue", name="Queue")
+func ResourceQueue() *schema.Resource {
+\treturn &schema.Resource{Schema: queueSchema}
+}
+"""
+    pkg = script.Package({})
+    span = pkg.add(go)
+    assert pkg.resource(go, span, "aws_sqs_queue") == ["fifoQueue"]
+    assert set(pkg.vars) == {"queueSchema", "other"}

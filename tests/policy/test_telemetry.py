@@ -265,9 +265,9 @@ which = sys.argv[1]
 if which == "model-server":
     from model_server.metrics import Metrics
     m = Metrics("fraud", (0.0, 1.0))
-    m.observe_request(200, "1", 0.01); m.observe_inputs(("f",), [[0.5]], [0.5]); m.set_model("champion", "1", "onnx")
+    m.observe_request("/predict", 200, "1", 0.01); m.observe_inputs(("f",), [[0.5]], [0.5]); m.set_model("champion", "1", "onnx")
     m.slo.labels("fraud").set(0.05); m.batch_child.observe(1); m.shadow_agree.inc(); m.cache_hit.inc()
-    m.invalid_scores.labels("fraud").inc()
+    m.invalid_scores.labels("fraud", "/predict").inc()
     text = m.render().decode()
 else:
     from retrain_job.metrics import RunMetrics

@@ -115,6 +115,50 @@ def test_pod_is_restricted_probed_and_keeps_secrets_out(cpu_plan: Plan) -> None:
     assert "nvidia.com/gpu" not in container["resources"]["limits"] and "tolerations" not in pod
 
 
+def _get(app: Any, path: str) -> int:
+    """The status the model server's ASGI app answers a GET with (what the kubelet's httpGet probe sees)."""
+    import asyncio
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [(b"host", b"pod")]}
+    asyncio.run(app(scope, receive, send))
+    return int(sent[0]["status"])
+
+
+def test_probes_ask_the_server_what_kubernetes_needs(cpu_plan: Plan) -> None:
+    """The probe paths are routes the model server answers: startup and readiness fail (503) until a model
+    is loaded and pass after, liveness passes meanwhile (a probe on an unknown path would 404 forever)."""
+    import numpy as np
+
+    from model_server.app import ModelServer
+    from model_server.config import Settings
+    from model_server.loader import LoadedModel
+    from model_server.validation import Column, Validator
+
+    (container,) = _kind(cpu_plan, "Rollout")["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert container["ports"] == [{"name": "http", "containerPort": int(env["PORT"]), "protocol": "TCP"}]
+    probes = {
+        kind: container[kind]["httpGet"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
+    assert {p["port"] for p in probes.values()} == {"http"}
+    server = ModelServer(Settings(mlflow_tracking_uri="http://127.0.0.1:1", model_name=env["MODEL_NAME"]))
+    loading = {kind: _get(server, p["path"]) for kind, p in probes.items()}
+    assert loading == {"startupProbe": 503, "readinessProbe": 503, "livenessProbe": 200}
+    validator = Validator([Column("f0", "float")], 4)
+    server.current = LoadedModel(
+        env["MODEL_NAME"], "1", "champion", "onnx", validator, lambda x: np.zeros(len(x))
+    )
+    assert {kind: _get(server, p["path"]) for kind, p in probes.items()} == dict.fromkeys(probes, 200)
+
+
 def test_service_monitor_relabels_the_rollout_hash(cpu_plan: Plan) -> None:
     (endpoint,) = _kind(cpu_plan, "ServiceMonitor")["spec"]["endpoints"]
     assert {

@@ -5,6 +5,7 @@ release moves them, this module is the one to change; CI runs the suite on the l
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -60,6 +61,17 @@ def no_stack_traces() -> Iterator[None]:
         _resource._get_stack_trace = original
 
 
+def _ensure_event_loop() -> None:
+    """Pulumi's runtime makes its futures on the thread's current event loop; an `asyncio.run()` earlier in
+    the same process (a web client, a notebook, another test) leaves none behind."""
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def run_program(
     program: Callable[[], Mapping[str, Any] | None],
     mocks: Any,
@@ -73,6 +85,7 @@ def run_program(
 ) -> None:
     """Run a Pulumi program to completion against `monitor` (preview off, so apply callbacks run), then hand
     each exported output to `on_output(name, value, is_secret)`."""
+    _ensure_event_loop()
     _set_root_resource(None)  # type: ignore[arg-type]
     _mocks.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), secret_keys=secret_keys)

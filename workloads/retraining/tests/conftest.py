@@ -3,15 +3,8 @@ recording HTTP fakes on 127.0.0.1."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,74 +14,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-
-MLFLOW_BIN = Path(sys.executable).with_name("mlflow")  # the mlflow of the virtualenv running the tests
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class MlflowServer:
-    """``mlflow server`` on sqlite + local artifacts under ``tmp``; restartable on the same port and data."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}  # no huey workers: faster start
-        with (self.tmp / "server.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    str(MLFLOW_BIN),
-                    "server",
-                    "--backend-store-uri",
-                    f"sqlite:///{self.tmp}/mlflow.db",
-                    "--artifacts-destination",
-                    str(self.tmp / "artifacts"),
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--workers",
-                    "1",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=self.tmp,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 240
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(self.tmp / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("mlflow server did not become ready in 240 s")
-            time.sleep(0.5)
-
-    def kill(self, sig: int = signal.SIGTERM) -> None:
-        """End the whole process group we created (the server forks a uvicorn worker)."""
-        if self.proc is None:
-            return
-        try:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=20)
-        self.proc = None
+from local_servers import MLFLOW_BIN, MlflowServer, free_port
 
 
 @pytest.fixture(scope="session")
@@ -98,10 +24,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         pytest.skip(f"{MLFLOW_BIN} not found")
     server = MlflowServer(tmp_path_factory.mktemp("mlflow"))
     try:
-        server.start()
-        yield server.url
+        yield server.wait().uri
     finally:
-        server.kill()
+        server.stop()
 
 
 @dataclass
@@ -381,7 +306,6 @@ def own_mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
         pytest.skip(f"{MLFLOW_BIN} not found")
     server = MlflowServer(tmp_path)
     try:
-        server.start()
-        yield server
+        yield server.wait()
     finally:
-        server.kill()
+        server.stop()

@@ -281,14 +281,14 @@ def test_real_server_killed_at_the_alias_write(own_mlflow_server, make_crash_pro
     same database is exactly what the client had written before the kill.
     """
     server = own_mlflow_server
-    proxy = make_crash_proxy(server.url)
-    client = MlflowClient(server.url)
+    proxy = make_crash_proxy(server.uri)
+    client = MlflowClient(server.uri)
     name = _model(client)
-    proxy.arm(when=_is_champion_alias_write, on_crash=lambda: server.kill(signal.SIGKILL))
+    proxy.arm(when=_is_champion_alias_write, on_crash=lambda: server.stop(signal.SIGKILL))
     with pytest.raises((MlflowException, OSError)):
         Registry(proxy.url).promote(name, "4")
     assert server.proc is None and proxy.down
-    server.start()
+    server.wait()  # same port, same database
     proxy.restart()
     state = _state(client, name)
     assert state["aliases"][CHAMPION] == "3" and state["history"] == ["1", "2"]

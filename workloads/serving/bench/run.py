@@ -1,5 +1,9 @@
 """Serving benchmark: our server (cache off/on/Redis frozen) vs `mlflow models serve` vs a bare ONNX floor.
 
+`mlflow models serve` and our server get the same /invocations body (built by MLflow's own client helper,
+`dump_input_data`, from a one-row pandas DataFrame), so that comparison uses MLflow's protocol; our
+server's /predict and Open Inference Protocol routes are measured too, with the same rows.
+
 Run from the repo root:  .venv/bin/python workloads/serving/bench/run.py [--duration 15] [--workers 2]
 Starts redis-server, an MLflow tracking server and every HTTP server itself on 127.0.0.1, drives
 each with wrk (16 connections, POST bodies from a Lua script), prints a table and stops everything.
@@ -17,7 +21,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,55 +33,23 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 SERVING = HERE.parent
-VENV_BIN = Path(sys.executable).parent
+sys.path.insert(0, str(SERVING.parents[1] / "tests"))  # the launchers the workload tests use
+from local_servers import VENV_BIN, MlflowServer, Process, free_port, http_ok, wait_until  # noqa: E402
+
 N_FEATURES = 20
 FEATURES = [f"f{i}" for i in range(N_FEATURES)]
 N_BODIES = 1000  # distinct rows cycled by wrk: cache-on runs are ~100 % hits after the first pass
-PROCS: list[subprocess.Popen] = []
+PROCS: list[Process] = []
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def spawn(args, log: Path, env=None, cwd=None) -> subprocess.Popen:
-    p = subprocess.Popen(
-        args,
-        stdout=open(log, "ab"),  # noqa: SIM115 - the child owns it for its lifetime
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=cwd,
-        start_new_session=True,
-    )
+def spawn(args, log: Path, env=None, cwd=None) -> Process:
+    p = Process(args, log, env=env, cwd=cwd)
     PROCS.append(p)
     return p
 
 
-def stop(p: subprocess.Popen) -> None:
-    """Stop the process group we created for p (never anything matched by name)."""
-    if p.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.wait(10)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(p.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        p.wait(5)
-
-
-def wait_http(url: str, p: subprocess.Popen, log: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError(f"{url} exited:\n{log.read_text()[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not ready:\n{log.read_text()[-2000:]}")
+def wait_http(url: str, p: Process, timeout: float = 180) -> None:
+    wait_until(lambda: http_ok(url), timeout, url, p.proc, p.log)
 
 
 def data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -106,6 +77,21 @@ def register(uri: str, name: str, model) -> None:
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
         )
     MlflowClient(uri).set_registered_model_alias(name, "champion", str(info.registered_model_version))
+
+
+def invocations_bodies(xs: pd.DataFrame) -> list[str]:
+    """The bodies MLflow's own client (ScoringServerClient.invoke) posts for one-row DataFrames."""
+    from mlflow.utils.proto_json_utils import dump_input_data
+
+    return [dump_input_data(xs.iloc[i : i + 1]) for i in range(len(xs))]
+
+
+def v2_body(row: dict[str, float]) -> str:
+    """An Open Inference Protocol request: one [1, F] FP64 tensor (features in model order), as JSON."""
+    values = [row[f] for f in FEATURES]
+    return json.dumps(
+        {"inputs": [{"name": "input", "shape": [1, N_FEATURES], "datatype": "FP64", "data": values}]}
+    )
 
 
 def lua_script(path: Path, bodies: list[str], uri: str) -> None:
@@ -183,16 +169,16 @@ class Bench:
         }
         p = spawn([sys.executable, "-m", "model_server"], log, env=env)
         try:
-            wait_http(f"http://127.0.0.1:{port}/readyz", p, log)
+            wait_http(f"http://127.0.0.1:{port}/readyz", p)
             # /readyz reaches whichever worker accepts; wait until every worker logged its model load
             deadline = time.monotonic() + 180
             while log.read_text().count("now serving") < self.args.workers:
-                if time.monotonic() > deadline or p.poll() is not None:
+                if time.monotonic() > deadline or p.proc.poll() is not None:
                     raise RuntimeError(f"not all workers loaded the model:\n{log.read_text()[-2000:]}")
                 time.sleep(0.2)
             yield f"http://127.0.0.1:{port}", log
         finally:
-            stop(p)
+            p.stop()
 
     def ours(self, label, mlflow_uri, name, redis_url, script) -> dict:
         with self.server(mlflow_uri, name, redis_url) as (url, _):
@@ -214,13 +200,13 @@ class Bench:
 
 
 @contextlib.contextmanager
-def frozen(p: subprocess.Popen):
+def frozen(p: Process):
     """redis-server stopped (SIGSTOP): its socket still accepts connections, nothing answers."""
-    os.kill(p.pid, signal.SIGSTOP)
+    os.kill(p.proc.pid, signal.SIGSTOP)
     try:
         yield
     finally:
-        os.kill(p.pid, signal.SIGCONT)
+        os.kill(p.proc.pid, signal.SIGCONT)
 
 
 def _cache_results(text: str) -> dict[str, float]:
@@ -261,11 +247,12 @@ def main() -> int:
     os.environ["PATH"] = f"{VENV_BIN}:{os.environ.get('PATH', '')}"  # mlflow models serve needs uvicorn
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     tmp = Path(tempfile.mkdtemp(prefix="serving-bench-"))
+    mlflow = MlflowServer(tmp / "mlflow")
     bench = Bench(args, tmp)
     results: dict[str, dict] = {}
     try:
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start", flush=True)
-        redis_port, mlflow_port = free_port(), free_port()
+        redis_port = free_port()
         rp = spawn(
             [
                 "redis-server",
@@ -282,26 +269,8 @@ def main() -> int:
             ],
             tmp / "redis.log",
         )
-        mlflow_uri = f"http://127.0.0.1:{mlflow_port}"
-        mp = spawn(
-            [
-                str(VENV_BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{tmp}/mlflow.db",
-                "--artifacts-destination",
-                str(tmp / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(mlflow_port),
-                "--workers",
-                "1",
-            ],
-            tmp / "mlflow.log",
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-            cwd=tmp,
-        )
+        mlflow.start()  # boots while the models train
+        mlflow_uri = mlflow.uri
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
 
         from sklearn.ensemble import RandomForestClassifier
@@ -309,16 +278,17 @@ def main() -> int:
         x, y = data(5000, 0)
         small = RandomForestClassifier(n_estimators=50, max_depth=12, random_state=0, n_jobs=1).fit(x, y)
         big = RandomForestClassifier(n_estimators=500, max_depth=None, random_state=0, n_jobs=-1).fit(x, y)
-        wait_http(f"{mlflow_uri}/health", mp, tmp / "mlflow.log")
+        mlflow.wait()
         register(mlflow_uri, "bench-forest", small)
         if not args.skip_crossover:
             register(mlflow_uri, "bench-forest-big", big)
 
         xs, _ = data(N_BODIES, 123)
         rows = [{k: float(v) for k, v in r.items()} for r in xs.to_dict("records")]
-        ours_lua, mlflow_lua = tmp / "ours.lua", tmp / "mlflow.lua"
+        ours_lua, mlflow_lua, v2_lua = tmp / "ours.lua", tmp / "mlflow.lua", tmp / "v2.lua"
         lua_script(ours_lua, [json.dumps({"features": r}) for r in rows], "/predict")
-        lua_script(mlflow_lua, [json.dumps({"dataframe_records": [r]}) for r in rows], "/invocations")
+        lua_script(mlflow_lua, invocations_bodies(xs), "/invocations")
+        lua_script(v2_lua, [v2_body(r) for r in rows], "/v2/models/bench-forest/infer")
 
         print(
             f"wrk: {args.connections} connections, {args.duration} s per run, {N_BODIES} distinct bodies; "
@@ -326,6 +296,10 @@ def main() -> int:
             flush=True,
         )
         results["ours_nocache"] = bench.ours("ours, cache off", mlflow_uri, "bench-forest", "", ours_lua)
+        results["ours_invocations"] = bench.ours(
+            "ours /invocations, cache off", mlflow_uri, "bench-forest", "", mlflow_lua
+        )
+        results["ours_v2"] = bench.ours("ours /v2 infer, cache off", mlflow_uri, "bench-forest", "", v2_lua)
         results["ours_cache"] = bench.ours(
             "ours, cache on (Redis)", mlflow_uri, "bench-forest", redis_url, ours_lua
         )
@@ -360,12 +334,12 @@ def main() -> int:
                 env={**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri},
             )
             try:
-                wait_http(f"http://127.0.0.1:{port}/ping", sp, log)
+                wait_http(f"http://127.0.0.1:{port}/ping", sp)
                 results["mlflow"] = bench.measure(
                     "mlflow models serve (2 workers)", f"http://127.0.0.1:{port}", mlflow_lua
                 )
             finally:
-                stop(sp)
+                sp.stop()
 
         if not args.skip_crossover:
             results["big_nocache"] = bench.ours(
@@ -383,12 +357,11 @@ def main() -> int:
         _report(results)
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
-        for p in (mp, rp):
-            stop(p)
         return 0
     finally:
+        mlflow.stop()
         for p in PROCS:
-            stop(p)
+            p.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -429,22 +402,12 @@ def _floor(bench: Bench, model, row: dict, script: Path, tmp: Path) -> dict:
         env={**os.environ, "BENCH_ONNX_PATH": str(onnx_path), "BENCH_FEATURES": ",".join(FEATURES)},
     )
     try:
-        _wait_post(f"http://127.0.0.1:{port}/", json.dumps({"features": row}), fp, log)
+        body = json.dumps({"features": row})
+        ok = lambda: httpx.post(f"http://127.0.0.1:{port}/", content=body, timeout=1).status_code == 200  # noqa: E731
+        wait_until(ok, 60, "bare ONNX floor", fp.proc, log)
         return bench.measure("bare ONNX floor", f"http://127.0.0.1:{port}", script)
     finally:
-        stop(fp)
-
-
-def _wait_post(url, body, p, log, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            raise RuntimeError(log.read_text()[-2000:])
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.post(url, content=body, timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(log.read_text()[-2000:])
+        fp.stop()
 
 
 def _inference_us(model, xs: pd.DataFrame) -> float:
@@ -548,7 +511,17 @@ def _report(r: dict) -> None:
     mlflow, floor = r.get("mlflow"), r.get("floor")
     print("\n| server | req/s | p50 ms | p99 ms | x mlflow | / floor | mean batch | non-2xx |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for key in ("ours_nocache", "ours_cache", "floor", "mlflow", "big_nocache", "big_cache"):
+    keys = (
+        "ours_nocache",
+        "ours_invocations",
+        "ours_v2",
+        "ours_cache",
+        "floor",
+        "mlflow",
+        "big_nocache",
+        "big_cache",
+    )
+    for key in keys:
         if key not in r:
             continue
         x = r[key]

@@ -1,8 +1,10 @@
 """The ASGI application: raw ASGI on purpose, so the per-request path is only what serving needs.
 
-Routes: POST /predict, GET /healthz, GET /readyz, GET /metrics, GET /model.
-Request bodies: {"features": {name: value, ...}} for one row, or {"instances": [{...}, ...]} for
-several. Responses: {"model", "model_version", "prediction"} or {..., "predictions": [...]}.
+Scoring routes, one per protocol, all through the same pipeline (`_score`): POST /predict (this server's
+own, predict_api.py), POST /invocations (`mlflow models serve`, mlflow_api.py) and POST
+/v2/models/{name}[/versions/{v}]/infer (the Open Inference Protocol, oip.py). Other routes: GET /healthz,
+/readyz, /metrics, /model; MLflow's /ping, /health, /version; the protocol's /v2, /v2/health/live|ready,
+/v2/models/{name}[/versions/{v}][/ready].
 """
 
 from __future__ import annotations
@@ -14,23 +16,20 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from functools import lru_cache, partial
 
+from . import oip
 from .batching import MicroBatcher, QueueFull
 from .cache import RedisCache
 from .config import Settings
 from .loader import LoadedModel, load_model, registry_error, resolve_alias
 from .metrics import CONTENT_TYPE, Metrics
-from .request import (
-    ClientGone,
-    content_length,
-    discard_body,
-    expects_continue,
-    has_body,
-    parse_json,
-    read_body,
-)
+from .mlflow_api import InvocationsRoute
+from .predict_api import PredictRoute
+from .request import ClientGone, discard_body, expects_continue, has_body, read_body
+from .route import Reply, Route
 from .validation import RequestError
 
 log = logging.getLogger("model_server")
@@ -38,6 +37,8 @@ log = logging.getLogger("model_server")
 _JSON = b"application/json"
 _RETRY_AFTER = [(b"retry-after", b"1")]
 _CLOSE = [(b"connection", b"close")]
+_GET_ROUTES = frozenset(("/healthz", "/readyz", "/metrics", "/model", "/ping", "/health", "/version"))
+_SCORING_ROUTES = "scoring routes: POST /predict, POST /invocations, POST /v2/models/{name}/infer"
 
 
 def _error_body(message: str) -> bytes:
@@ -59,7 +60,12 @@ class ModelServer:
         self.batcher: MicroBatcher | None = None
         self.shadow_batcher: MicroBatcher | None = None
         self._poller: asyncio.Task | None = None
-        self._prefixes: dict[str, bytes] = {}
+        self._routes: dict[str, Route] = {
+            "/predict": PredictRoute(settings.model_name),
+            "/invocations": InvocationsRoute(),
+        }
+        self._infer = oip.InferRoute(settings.model_name)
+        self._shadow_plan: tuple[tuple[str, str] | None, tuple[int, ...] | None] = (None, None)
         self._registry_ok = True
         self._retry_after: dict[str, tuple[str, float]] = {}  # alias -> (failed version, next attempt)
         self._non_finite_logged: set[str] = set()  # versions whose non-finite score was logged once
@@ -187,15 +193,22 @@ class ModelServer:
         kind = scope["type"]
         if kind == "http":
             path = scope["path"]
-            if path == "/predict":
-                await self._predict_endpoint(scope, receive, send)
+            route = self._routes.get(path)
+            if route is not None:
+                await self._score_endpoint(route, scope, receive, send)
+                return
+            target = oip.match(path) if path.startswith("/v2") else None
+            if target is not None and target.kind == "infer":
+                await self._score_endpoint(self._infer, scope, receive, send, target)
+                return
+            if has_body(scope["headers"]):
+                send = _closing(send)  # no body is read on these routes: do not wait for one
+            if target is not None:
+                await self._oip_get(target, scope, send)
+            elif path in _GET_ROUTES:
+                await self._get_endpoint(path, scope, send)
             else:
-                if has_body(scope["headers"]):
-                    send = _closing(send)  # no body is read on these routes: do not wait for one
-                if path in ("/healthz", "/readyz", "/metrics", "/model"):
-                    await self._get_endpoint(path, scope, send)
-                else:
-                    await _send(send, 404, _error_body(f"no route {path[:100]!r}; use POST /predict"))
+                await _send(send, 404, _error_body(f"no route {path[:100]!r}; {_SCORING_ROUTES}"))
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -218,18 +231,24 @@ class ModelServer:
         if scope["method"] not in ("GET", "HEAD"):
             await _send(send, 405, _error_body(f"{path} accepts GET"), [(b"allow", b"GET, HEAD")])
             return
+        m = self.current
         if path == "/healthz":
             await _send(send, 200, b'{"status":"ok"}')
         elif path == "/readyz":
-            m = self.current
             if m is None:
                 await _send(send, 503, b'{"status":"loading"}')
             else:
                 await _send(send, 200, json.dumps({"status": "ready", "model_version": m.version}).encode())
+        elif path in (
+            "/ping",
+            "/health",
+        ):  # MLflow's scoring server: 200 with a newline once the model is loaded
+            await _send(send, 503 if m is None else 200, b"\n")
+        elif path == "/version":  # MLflow's scoring server: the MLflow version that loads the models
+            await _send(send, 200, _mlflow_version().encode(), content_type=b"text/plain; charset=utf-8")
         elif path == "/metrics":
             await _send(send, 200, self.metrics.render(), content_type=CONTENT_TYPE.encode())
         else:
-            m = self.current
             info = {"model": self.settings.model_name, "alias": self.settings.model_alias}
             if m is not None:
                 info |= {
@@ -246,16 +265,51 @@ class ModelServer:
                 }
             await _send(send, 503 if m is None else 200, json.dumps(info).encode())
 
-    async def _predict_endpoint(self, scope, receive, send) -> None:
+    async def _oip_get(self, target: oip.Target, scope, send) -> None:
+        """The Open Inference Protocol's health and metadata endpoints."""
+        if scope["method"] not in ("GET", "HEAD"):
+            await _send(
+                send, 405, oip.error_body(f"{scope['path'][:100]} accepts GET"), [(b"allow", b"GET, HEAD")]
+            )
+            return
+        m = self.current
+        if target.kind == "server":
+            await _send(send, 200, oip.server_metadata())
+        elif target.kind == "live":
+            await _send(send, 200, b'{"live":true}')
+        elif target.kind == "ready":
+            await _send(
+                send, 503 if m is None else 200, b'{"ready":%s}' % (b"false" if m is None else b"true")
+            )
+        else:
+            try:
+                oip.check_target(target, self.settings.model_name, m)
+            except RequestError as exc:
+                if target.kind == "model_ready" and exc.status == 503:
+                    body = json.dumps({"name": target.name, "ready": False}).encode()
+                    await _send(send, 503, body, _RETRY_AFTER)
+                else:
+                    await _send(send, exc.status, oip.error_body(exc.message))
+                return
+            if target.kind == "model":
+                await _send(send, 200, oip.model_metadata(m))
+            else:
+                await _send(send, 200, json.dumps({"name": target.name, "ready": True}).encode())
+
+    async def _score_endpoint(
+        self, route: Route, scope, receive, send, target: oip.Target | None = None
+    ) -> None:
+        """Every scoring route: the same limits, validation, cache, batching, metrics and shadow scoring."""
         start = time.perf_counter()
         model = self.current
         version = model.version if model is not None else "none"
-        headers = ()
+        headers: Sequence[tuple[bytes, bytes]] = ()
+        content_type = _JSON
         try:
-            body = await self._predict(scope, receive, model)
-            status = 200
+            reply = await self._score(route, scope, receive, model, target)
+            status, body, headers, content_type = 200, reply.body, reply.headers, reply.content_type
         except RequestError as exc:
-            status, body = exc.status, _error_body(exc.message)
+            status, body = exc.status, route.error(exc.status, exc.message)
             if status == 405:
                 headers = [(b"allow", b"POST")]
             elif status == 503:
@@ -263,32 +317,35 @@ class ModelServer:
             if exc.close:
                 headers = [*headers, *_CLOSE]
         except ClientGone:
-            self.metrics.observe_request(499, version, time.perf_counter() - start)
+            self.metrics.observe_request(route.label, 499, version, time.perf_counter() - start)
             return
         except Exception:
             log.exception("prediction failed")
-            status, body = 500, _error_body("internal error while scoring; see server logs")
-        await _send(send, status, body, headers)
-        self.metrics.observe_request(status, version, time.perf_counter() - start)
+            status, body = 500, route.error(500, "internal error while scoring; see server logs")
+        await _send(send, status, body, headers, content_type)
+        self.metrics.observe_request(route.label, status, version, time.perf_counter() - start)
 
-    async def _predict(self, scope, receive, model: LoadedModel | None) -> bytes:
+    async def _score(
+        self, route: Route, scope, receive, model: LoadedModel | None, target: oip.Target | None
+    ) -> Reply:
         s = self.settings
         if scope["method"] != "POST":
             raise await self._unread(
-                scope, receive, RequestError(405, "/predict accepts POST with a JSON body")
+                scope, receive, RequestError(405, f"{route.label} accepts POST with a JSON body")
             )
         try:
-            length, expect_continue = content_length(scope["headers"])
+            length, expect_continue = route.content_length(scope["headers"])
         except RequestError as exc:
             raise await self._unread(scope, receive, exc) from None
         raw = await read_body(
             receive, length, s.max_body_bytes, s.max_drain_bytes, s.body_timeout_seconds, expect_continue
         )
+        if target is not None:
+            oip.check_target(target, s.model_name, model)
         if model is None:
             raise RequestError(503, "model not loaded yet")
-        payload = parse_json(raw)
-        validator = model.validator
-        rows, single = validator.parse(payload)
+        scoring = route.parse(raw, scope["headers"], model)
+        rows = scoring.rows
 
         n = len(rows)
         scores: list[float | None] = [None] * n
@@ -296,8 +353,8 @@ class ModelServer:
         keys: list[str] | None = None
         if cache is not None:
             m = self.metrics
-            keys = [cache.key(model.version, validator.canonical(r)) for r in rows]
-            cached = await cache.get_many(keys)
+            keys = None if cache.open else cache.keys(model.version, rows, model.dtype)
+            cached = None if keys is None else await cache.get_many(keys)
             if cached is None:
                 m.cache_error.inc(n)
                 keys = None  # do not try to write back either
@@ -333,19 +390,11 @@ class ModelServer:
 
         for i, score in enumerate(scores):
             if not math.isfinite(score):
-                raise self._non_finite(model, rows[i], "features" if single else f"instances[{i}]")
-        self.metrics.observe_inputs(validator.names, rows, scores)
+                raise self._non_finite(model, rows[i], scoring.where(i), route.label)
+        self.metrics.observe_inputs(model.validator.names, rows, scores)
         if self.shadow is not None and self._random() < s.shadow_sample_rate:
-            self._shadow_score(payload, model, scores)
-
-        prefix = self._prefixes.get(model.version)
-        if prefix is None:
-            prefix = self._prefixes[model.version] = (
-                '{"model":' + json.dumps(s.model_name) + ',"model_version":' + json.dumps(model.version)
-            ).encode()
-        if single:
-            return prefix + b',"prediction":' + repr(scores[0]).encode() + b"}"
-        return prefix + b',"predictions":[' + ",".join(map(repr, scores)).encode() + b"]}"
+            self._shadow_score(rows, model, scores)
+        return scoring.reply(model, scores)
 
     async def _unread(self, scope, receive, exc: RequestError) -> RequestError:
         """`exc`, after dropping the request's body (bounded); Connection: close if it was not all read."""
@@ -356,12 +405,12 @@ class ModelServer:
         exc.close = not complete
         return exc
 
-    def _non_finite(self, model: LoadedModel, row: list[float], where: str) -> RequestError:
+    def _non_finite(self, model: LoadedModel, row: list[float], where: str, route: str) -> RequestError:
         """A 422 for a row the model scores as NaN or infinity (e.g. a float32 overflow of a linear
         model on values near 3e38): the input is the cause, so no 500 and no log line per request."""
         names = model.validator.names
         j = max(range(len(row)), key=lambda k: abs(row[k]))
-        self.metrics.invalid_scores.labels(self.settings.model_name).inc()
+        self.metrics.invalid_scores.labels(self.settings.model_name, route).inc()
         if model.version not in self._non_finite_logged:
             self._non_finite_logged.add(model.version)
             log.warning(
@@ -376,16 +425,42 @@ class ModelServer:
         )
 
     # ---------------------------------------------------------------- shadow
-    def _shadow_score(self, payload, champion: LoadedModel, scores: list[float]) -> None:
+    def _shadow_score(self, rows: list[list[float]], champion: LoadedModel, scores: list[float]) -> None:
         """Score the same rows with the challenger in the background; results never reach the client."""
         shadow = self.shadow
+        order = self._shadow_order(champion, shadow)
+        if order is None:
+            return
         try:
-            rows, _ = shadow.validator.parse(payload)
-            fut = self.shadow_batcher.submit(shadow, rows)
-        except (RequestError, QueueFull) as exc:
-            log.debug("shadow scoring skipped: %s", exc)
+            fut = self.shadow_batcher.submit(
+                shadow, rows if order == () else [[r[j] for j in order] for r in rows]
+            )
+        except QueueFull:
+            log.debug("shadow scoring skipped: queue full")
             return
         fut.add_done_callback(partial(self._shadow_done, champion.version, shadow.version, scores))
+
+    def _shadow_order(self, champion: LoadedModel, shadow: LoadedModel) -> tuple[int, ...] | None:
+        """Positions of the challenger's columns among the champion's (() when identical), or None when the
+        two models take different features (then the challenger is not scored); computed once per pair."""
+        key = (champion.version, shadow.version)
+        if self._shadow_plan[0] != key:
+            a = [(c.name, c.kind) for c in champion.validator.columns]
+            b = [(c.name, c.kind) for c in shadow.validator.columns]
+            order: tuple[int, ...] | None = None
+            if a == b:
+                order = ()
+            elif sorted(a) == sorted(b):
+                index = {name: i for i, (name, _) in enumerate(a)}
+                order = tuple(index[name] for name, _ in b)
+            else:
+                log.warning(
+                    "challenger v%s takes other features than champion v%s; shadow scoring off for this pair",
+                    shadow.version,
+                    champion.version,
+                )
+            self._shadow_plan = (key, order)
+        return self._shadow_plan[1]
 
     def _shadow_done(self, champion_version: str, shadow_version: str, scores: list[float], fut) -> None:
         if fut.cancelled() or fut.exception() is not None:
@@ -412,6 +487,18 @@ class ModelServer:
                 }
             ),
         )
+
+
+@lru_cache(maxsize=1)
+def _mlflow_version() -> str:
+    import importlib.metadata
+
+    for dist in ("mlflow-skinny", "mlflow"):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "unknown"
 
 
 def _describe(m: LoadedModel | None) -> str:

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 
+import numpy as np
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -82,9 +83,16 @@ class RedisCache:
         except _FAILURES as exc:
             self._failed(exc, generation)
 
-    def key(self, version: str, canonical: str) -> str:
-        digest = hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
-        return f"{self.prefix}:{version}:{digest}"
+    def keys(self, version: str, rows: list[list[float]], dtype: type) -> list[str]:
+        """One key per row: a digest of the row as the runtime sees it (model column order, in the dtype it
+        scores in: float32 for ONNX Runtime, float64 for pyfunc). Key order and spelling in the request do
+        not matter, so the same row hits the same entry through every route and format, and `0.1` in JSON
+        and the float32 0.1 of a binary tensor are one entry where the model cannot tell them apart."""
+        prefix = f"{self.prefix}:{version}:"
+        blake2b = hashlib.blake2b
+        return [
+            prefix + blake2b(r.tobytes(), digest_size=16).hexdigest() for r in np.asarray(rows, dtype=dtype)
+        ]
 
     async def get_many(self, keys: list[str]) -> list[bytes | None] | None:
         """Values per key, or None when Redis is unavailable or slower than the budget.

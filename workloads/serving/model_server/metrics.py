@@ -105,22 +105,27 @@ class Metrics:
         disable_created_metrics()  # *_created series are not in the contract and double the series count
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # `route`: the scoring route (/predict, /invocations, /v2/models/{name}/infer); rules and dashboards
+        # that do not name it add the routes up.
         self.request_duration = Histogram(
             "model_request_duration_seconds",
-            "Server-side latency of /predict",
-            ["model", "model_version"],
+            "Server-side latency of the scoring routes",
+            ["model", "route", "model_version"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.requests = Counter(
-            "model_requests_total", "/predict responses by HTTP status code", ["model", "code"], registry=r
+            "model_requests_total",
+            "Scoring responses by route and HTTP status code",
+            ["model", "route", "code"],
+            registry=r,
         )
         # A model that scores rows as NaN/inf answers 422 (the input is the trigger) but is broken: the canary
         # analysis counts these next to the 5xx (rules: model:requests:error_ratio_2m).
         self.invalid_scores = Counter(
             "model_invalid_scores_total",
             "Requests answered 422 because the model scored a row as NaN or infinity",
-            ["model"],
+            ["model", "route"],
             registry=r,
         )
         self.cache = Counter(
@@ -153,8 +158,8 @@ class Metrics:
         r.register(self.features)
 
         # cached children for the hot path
-        self._code_children: dict[int, object] = {}
-        self._duration_children: dict[str, object] = {}
+        self._code_children: dict[tuple[str, int], object] = {}
+        self._duration_children: dict[tuple[str, str], object] = {}
         self.cache_hit = self.cache.labels(model, "hit")
         self.cache_miss = self.cache.labels(model, "miss")
         self.cache_error = self.cache.labels(model, "error")
@@ -165,14 +170,16 @@ class Metrics:
         self._feature_keys: dict[tuple[str, ...], tuple[tuple[str, str], ...]] = {}
         self._info_labels: dict[str, tuple[str, ...]] = {}
 
-    def observe_request(self, code: int, version: str, seconds: float) -> None:
-        child = self._code_children.get(code)
+    def observe_request(self, route: str, code: int, version: str, seconds: float) -> None:
+        key = (route, code)
+        child = self._code_children.get(key)
         if child is None:
-            child = self._code_children[code] = self.requests.labels(self.model, str(code))
+            child = self._code_children[key] = self.requests.labels(self.model, route, str(code))
         child.inc()
-        dur = self._duration_children.get(version)
+        dkey = (route, version)
+        dur = self._duration_children.get(dkey)
         if dur is None:
-            dur = self._duration_children[version] = self.request_duration.labels(self.model, version)
+            dur = self._duration_children[dkey] = self.request_duration.labels(self.model, route, version)
         dur.observe(seconds)
 
     def observe_inputs(self, names: tuple[str, ...], rows: list[list[float]], scores: list[float]) -> None:

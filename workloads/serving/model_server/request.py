@@ -1,4 +1,4 @@
-"""The HTTP half of the /predict input contract, enforced before any model code runs.
+"""The HTTP half of the input contract of every scoring route, enforced before any model code runs.
 
 - media type exactly `application/json` (case-insensitive); a `charset` parameter, if given, must be
   `utf-8`; other parameters are ignored (application/json defines none);
@@ -30,8 +30,12 @@ class ClientGone(Exception):
     """The client disconnected before the body was complete."""
 
 
-def content_length(headers: list[tuple[bytes, bytes]]) -> tuple[int, bool]:
-    """Check the Content-Type header; return (announced length or -1, whether 100-continue is expected)."""
+def content_length(
+    headers: list[tuple[bytes, bytes]], missing_ok: bool = False, binary: bool = False
+) -> tuple[int, bool]:
+    """Check Content-Type and Content-Encoding; return (announced length or -1, whether 100-continue is
+    expected). `missing_ok`: a request without Content-Type is accepted (Triton's HTTP client sends none);
+    `binary`: the body is a JSON header followed by raw tensor bytes, sent as application/octet-stream."""
     content_types = []
     length = -1
     expect_continue = False
@@ -42,10 +46,22 @@ def content_length(headers: list[tuple[bytes, bytes]]) -> tuple[int, bool]:
             length = int(v) if v.isdigit() else -1
         elif k == b"expect" and v.lower() == b"100-continue":
             expect_continue = True
-    if len(content_types) != 1 or not _is_json(content_types[0]):
+        elif k == b"content-encoding" and v.strip().lower() != b"identity":
+            raise RequestError(
+                415, f"Content-Encoding {v.decode('latin-1')[:40]!r} is not supported; send the body as is"
+            )
+    if missing_ok and not content_types:
+        return length, expect_continue
+    accepted = _is_octet_stream if binary else _is_json
+    if len(content_types) != 1 or not accepted(content_types[0]):
         got = repr(b", ".join(content_types).decode("latin-1")[:80]) if content_types else "none"
-        raise RequestError(415, f"Content-Type must be application/json (UTF-8); got {got}")
+        want = "application/octet-stream (binary tensor data)" if binary else "application/json (UTF-8)"
+        raise RequestError(415, f"Content-Type must be {want}; got {got}")
     return length, expect_continue
+
+
+def _is_octet_stream(value: bytes) -> bool:
+    return value.partition(b";")[0].strip().lower() == b"application/octet-stream"
 
 
 def _is_json(value: bytes) -> bool:

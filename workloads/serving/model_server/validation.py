@@ -15,6 +15,7 @@ _MAX_ABS_INT = 2**53  # larger ints cannot be represented exactly as model input
 # on which one a version happens to load into.
 MAX_ABS_FLOAT = 3.4028234663852886e38
 _NUMERIC = {"double": "float", "float": "float", "long": "int", "integer": "int", "boolean": "bool"}
+_DEFAULT_TYPE = {"float": "double", "int": "long", "bool": "boolean"}
 
 
 class RequestError(Exception):
@@ -37,6 +38,11 @@ def short_repr(name: object) -> str:
 class Column:
     name: str
     kind: str  # "float", "int" or "bool"
+    type_name: str = ""  # the MLflow signature type (double, float, long, integer, boolean)
+
+    @property
+    def mlflow_type(self) -> str:
+        return self.type_name or _DEFAULT_TYPE[self.kind]
 
 
 class Validator:
@@ -52,8 +58,6 @@ class Validator:
         self._name_set = frozenset(self.names)
         self.n_features = len(columns)
         self.max_instances = max_instances
-        # positions of the columns in sorted-name order, for canonical cache keys
-        self.sorted_index = tuple(sorted(range(len(columns)), key=lambda i: self.names[i]))
 
     @classmethod
     def from_signature_inputs(cls, inputs: list[tuple[str, str]], max_instances: int) -> Validator:
@@ -62,7 +66,7 @@ class Validator:
             kind = _NUMERIC.get(mlflow_type)
             if kind is None:
                 raise ValueError(f"column {name!r} has type {mlflow_type!r}; only numeric inputs are served")
-            cols.append(Column(name, kind))
+            cols.append(Column(name, kind, mlflow_type))
         return cls(cols, max_instances)
 
     def parse(self, body: object) -> tuple[list[list[float]], bool]:
@@ -83,16 +87,54 @@ class Validator:
         raise RequestError(422, "body must have a 'features' object or an 'instances' list")
 
     def rows(self, instances: object) -> list[list[float]]:
-        if type(instances) is not list:
-            raise RequestError(422, "'instances' must be a list of objects")
-        if not instances:
-            raise RequestError(422, "'instances' must not be empty")
-        if len(instances) > self.max_instances:
-            raise RequestError(
-                422, f"'instances' has {len(instances)} rows; the limit is {self.max_instances}"
-            )
+        return self.records(instances, "instances")
+
+    def records(self, items: object, field: str) -> list[list[float]]:
+        """Rows from a list of objects (`instances`, MLflow's `dataframe_records`); row i is `field[i]`."""
+        if type(items) is not list:
+            raise RequestError(422, f"'{field}' must be a list of objects")
+        self.check_count(len(items), field)
         row = self.row
-        return [row(obj, f"instances[{i}]") for i, obj in enumerate(instances)]
+        return [row(obj, f"{field}[{i}]") for i, obj in enumerate(items)]
+
+    def column_rows(self, mapping: dict, field: str, row_name: str = "") -> list[list[float]]:
+        """Rows from {feature: [value per row]}; the same checks as a row, which is named `field row i`
+        (or `<row_name>i`)."""
+        names = self._name_set
+        for name in self.names:
+            if name not in mapping:
+                raise RequestError(422, f"{field}: missing feature {name!r}")
+        extra = sorted(short_repr(k) for k in mapping if k not in names)
+        if extra:
+            raise RequestError(422, f"{field}: unexpected feature {extra[0]}")
+        lengths = {len(v) if type(v) is list else -1 for v in mapping.values()}
+        if -1 in lengths:
+            bad = next(k for k, v in mapping.items() if type(v) is not list)
+            raise RequestError(
+                422, f"{field}: feature {short_repr(bad)} must be a list of values, one per row"
+            )
+        if len(lengths) != 1:
+            raise RequestError(
+                422, f"{field}: the features have different numbers of values ({sorted(lengths)})"
+            )
+        n = lengths.pop()
+        self.check_count(n, field)
+        items = list(mapping.items())
+        row = self.row
+        prefix = row_name or f"{field} row "
+        return [row({k: v[i] for k, v in items}, f"{prefix}{i}") for i in range(n)]
+
+    def values(self, values: list, where: str) -> list[float]:
+        """A row given as values in the model's column order (a matrix row)."""
+        if len(values) != self.n_features:
+            raise RequestError(422, f"{where}: {len(values)} values for {self.n_features} features")
+        return self.row(dict(zip(self.names, values, strict=True)), where)
+
+    def check_count(self, n: int, field: str) -> None:
+        if n == 0:
+            raise RequestError(422, f"'{field}' must not be empty")
+        if n > self.max_instances:
+            raise RequestError(422, f"'{field}' has {n} rows; the limit is {self.max_instances}")
 
     def row(self, obj: object, where: str) -> list[float]:
         if type(obj) is not dict:
@@ -137,11 +179,6 @@ class Validator:
                 + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
             )
         return out
-
-    def canonical(self, row: list[float]) -> str:
-        """Stable text for a row: features in sorted-name order, shortest round-trip float repr."""
-        names = self.names
-        return ";".join(f"{names[i]}={row[i]!r}" for i in self.sorted_index)
 
 
 def _json_type(v: object) -> str:

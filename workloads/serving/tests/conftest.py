@@ -7,81 +7,24 @@ kills its tracking server on purpose, gets a private one started in parallel wit
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from local_servers import MlflowServer, Process, free_port, wait_until
 
 SERVING_DIR = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
-MLFLOW_BIN = VENV_BIN / "mlflow"
 
 # keep the test process's MLflow client from retrying for minutes against a stopped server
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(
-    check, timeout: float, what: str, proc: subprocess.Popen | None = None, log: Path | None = None
-):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{tail}")
-        try:
-            result = check()
-            if result:
-                return result
-        except (httpx.HTTPError, OSError):
-            pass
-        time.sleep(0.1)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    raise TimeoutError(f"{what} not ready after {timeout}s\n{tail}")
-
-
-def _http_ok(url: str) -> bool:
-    return httpx.get(url, timeout=1.0).status_code == 200
-
-
-class Process:
-    """A subprocess with its log file; stop() is idempotent."""
-
-    def __init__(self, args: list[str], log: Path, env: dict | None = None, cwd: Path | None = None):
-        self.args, self.log = args, log
-        self._fh = open(log, "ab")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(
-            args, stdout=self._fh, stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True
-        )
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)  # the process group we created, not a name match
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
-        # children (MLflow's job runners) may outlive the leader: clear our own process group
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        if self.proc.poll() is None:
-            self.proc.wait(5)
-        self._fh.close()
 
 
 class RedisServer:
@@ -126,44 +69,6 @@ class RedisServer:
 
     def stop(self) -> None:
         self.p.stop(signal.SIGKILL)
-
-
-class MlflowServer:
-    def __init__(self, tmp: Path):
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        self.p = Process(
-            [
-                str(MLFLOW_BIN),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{tmp}/mlflow.db",
-                "--artifacts-destination",
-                str(tmp / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--workers",
-                "1",
-            ],
-            tmp / "mlflow.log",
-            env={
-                **os.environ,
-                "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-                # no job runner / huey consumers: 8 fewer processes, much faster start
-                "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            },
-            cwd=tmp,
-        )
-
-    def wait(self) -> MlflowServer:
-        wait_until(lambda: _http_ok(f"{self.uri}/health"), 120, "mlflow server", self.p.proc, self.p.log)
-        return self
-
-    def stop(self) -> None:
-        self.p.stop()
 
 
 class ModelServerProcess:
@@ -226,8 +131,8 @@ def _mlflow_servers(request, tmp_path_factory):
     names = [getattr(i, "fixturenames", ()) for i in request.session.items]
     need_shared = any("mlflow_server" in n for n in names)
     need_private = any("mlflow_server_private" in n for n in names)
-    shared = MlflowServer(tmp_path_factory.mktemp("mlflow-shared")) if need_shared else None
-    private = MlflowServer(tmp_path_factory.mktemp("mlflow-private")) if need_private else None
+    shared = MlflowServer(tmp_path_factory.mktemp("mlflow-shared")).start() if need_shared else None
+    private = MlflowServer(tmp_path_factory.mktemp("mlflow-private")).start() if need_private else None
     yield shared, private
     for s in (shared, private):
         if s is not None:
@@ -438,6 +343,7 @@ def kit():
         FEATURES=FEATURES,
         N_FEATURES=N_FEATURES,
         RedisServer=RedisServer,
+        ModelServerProcess=ModelServerProcess,
         make_data=make_data,
         train_forest=train_forest,
         register_sklearn=register_sklearn,

@@ -44,10 +44,42 @@ def _obj(items) -> str:
     return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in items) + "}"
 
 
-def _check(resp: httpx.Response) -> None:
+V2 = "/v2/models/shared-forest/infer"
+ROUTES = ("/predict", "/invocations", V2)
+# how each route names the one row of the bodies below in its messages
+PREFIX = {"/predict": "features: ", "/invocations": "dataframe_records[0]: ", V2: "row 0: "}
+
+
+def _check(resp: httpx.Response, route: str = "/predict") -> None:
     assert resp.status_code < 500, (resp.status_code, resp.text)
-    if resp.status_code >= 400:
-        assert "error" in resp.json()  # always a JSON message, never a traceback
+    if resp.status_code >= 400:  # always the protocol's JSON message, never a traceback
+        assert ("message" if route == "/invocations" else "error") in resp.json(), resp.text
+
+
+def _error(resp: httpx.Response, route: str) -> str:
+    return resp.json()["message" if route == "/invocations" else "error"]
+
+
+def _encode(route: str, items, wrap: str | None = None) -> str:
+    """One row as each protocol's JSON text, from (feature, JSON text) pairs kept as written (duplicates
+    too). wrap="top" repeats the top-level field, wrap="row" a key inside the row's own object."""
+    if route == V2:
+        tensors = [
+            f'{{"name": {json.dumps(k)}, "datatype": "FP64", "shape": [1], "data": [{v}]}}' for k, v in items
+        ]
+        if wrap == "row":  # a tensor object's own key twice
+            tensors[0] = tensors[0][:-1] + ', "shape": [1]}'
+        field, value = "inputs", "[" + ", ".join(tensors) + "]"
+    elif route == "/invocations":
+        field, value = "dataframe_records", "[" + _obj(items) + "]"
+    else:
+        field, value = "features", _obj(items)
+    pairs = [(field, value), (field, value)] if wrap == "top" else [(field, value)]
+    return _obj(pairs)
+
+
+def _post(server, route: str, text: str | bytes) -> httpx.Response:
+    return server.client.post(route, content=text, headers={"content-type": "application/json"})
 
 
 @pytest.mark.parametrize(
@@ -119,16 +151,14 @@ def test_http_level_errors(forest_server, kit):
     assert c.get("/healthz").status_code == 200
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @FUZZ
 @given(body=json_values)
-def test_fuzz_arbitrary_json(forest_server, body):
-    _check(
-        forest_server.client.post(
-            "/predict", content=json.dumps(body), headers={"content-type": "application/json"}
-        )
-    )
+def test_fuzz_arbitrary_json(forest_server, route, body):
+    _check(_post(forest_server, route, json.dumps(body)), route)
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @FUZZ
 @given(
     raw=st.binary(max_size=300),
@@ -143,51 +173,49 @@ def test_fuzz_arbitrary_json(forest_server, body):
         ]
     ),
 )
-def test_fuzz_arbitrary_bytes(forest_server, raw, ctype):
+def test_fuzz_arbitrary_bytes(forest_server, route, raw, ctype):
     headers = {"content-type": ctype} if ctype else {}
-    resp = forest_server.client.post("/predict", content=raw, headers=headers)
-    _check(resp)
+    resp = forest_server.client.post(route, content=raw, headers=headers)
+    _check(resp, route)
     if ctype in BAD_CONTENT_TYPES:
         assert resp.status_code == 415, resp.text
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @FUZZ
 @given(data=st.data())
-def test_fuzz_duplicate_keys(forest_server, kit, data):
-    """A key repeated in any object - top level, the features, a nested value - is a 400."""
-    features = {k: json.dumps(v) for k, v in kit.row(0).items()}
-    where = data.draw(st.sampled_from(["top", "features", "nested"]))
+def test_fuzz_duplicate_keys(forest_server, kit, route, data):
+    """A key repeated in any object - top level, the row, a nested value - is a 400 on every route."""
+    items = [(k, json.dumps(v)) for k, v in kit.row(0).items()]
+    where = data.draw(st.sampled_from(["top", "row", "nested"]))
     dup = json.dumps(data.draw(json_values))
-    if where == "features":
-        key = data.draw(st.sampled_from(kit.FEATURES))
-        items = [*features.items(), (key, dup)]
-        body = _obj([("features", _obj(items))])
-    elif where == "top":
-        pair = [("features", _obj(features.items())), ("features", dup)]
-        body = _obj(data.draw(st.permutations(pair)))
-        key = "features"
-    else:
+    if where == "row" and route != V2:
+        items.append((data.draw(st.sampled_from(kit.FEATURES)), dup))
+        body = _encode(route, items)
+    elif where == "nested":
         key = data.draw(st.text(max_size=6))
-        features["f4"] = _obj([(key, "1"), (key, dup)])
-        body = _obj([("features", _obj(features.items()))])
-    resp = forest_server.client.post("/predict", content=body, headers={"content-type": "application/json"})
-    assert resp.status_code == 400, resp.text
-    assert "duplicate key" in resp.json()["error"]
+        items[4] = ("f4", _obj([(key, "1"), (key, dup)]))
+        body = _encode(route, items)
+    else:
+        body = _encode(route, items, wrap=where)
+    resp = _post(forest_server, route, body)
+    assert resp.status_code == 400, (body[:300], resp.text)
+    assert "duplicate key" in _error(resp, route)
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @FUZZ
 @given(
     encoding=st.sampled_from(["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-8-sig"]),
     seed=st.integers(0, 50),
 )
-def test_fuzz_non_utf8_encodings_are_400(forest_server, kit, encoding, seed):
-    text = json.dumps({"features": kit.row(0, seed=seed)})
-    resp = forest_server.client.post(
-        "/predict", content=text.encode(encoding), headers={"content-type": "application/json"}
-    )
+def test_fuzz_non_utf8_encodings_are_400(forest_server, kit, route, encoding, seed):
+    text = _encode(route, [(k, json.dumps(v)) for k, v in kit.row(0, seed=seed).items()])
+    resp = _post(forest_server, route, text.encode(encoding))
     assert resp.status_code == 400, resp.text
 
 
+@pytest.mark.parametrize("route", ROUTES)
 @FUZZ
 @given(
     name=st.sampled_from(["f0", "f7", "f19"]),
@@ -199,13 +227,12 @@ def test_fuzz_non_utf8_encodings_are_400(forest_server, kit, encoding, seed):
         st.integers(39, 400).map(lambda e: f"1e{e}"),
     ),
 )
-def test_fuzz_out_of_range_numbers_are_named(forest_server, kit, name, literal):
-    """Finite JSON numbers no model input can hold: a 422 naming the feature, never a 500."""
+def test_fuzz_out_of_range_numbers_are_named(forest_server, kit, route, name, literal):
+    """Finite JSON numbers no model input can hold: a 422 naming the feature, never a 500, on every route."""
     features = {k: json.dumps(v) for k, v in kit.row(0).items()} | {name: literal}
-    body = _obj([("features", _obj(features.items()))])
-    resp = forest_server.client.post("/predict", content=body, headers={"content-type": "application/json"})
+    resp = _post(forest_server, route, _encode(route, features.items()))
     assert resp.status_code == 422, resp.text
-    err = resp.json()["error"]
+    err = _error(resp, route)
     assert repr(name) in err and ("out of range" in err or "|value| <=" in err)
     assert "4300" not in err and "sys." not in err
 
@@ -219,9 +246,8 @@ def test_fuzz_feature_values(forest_server, kit, data):
         features[name] = data.draw(json_values)
     if data.draw(st.booleans()):
         features[data.draw(st.text(max_size=6))] = data.draw(json_values)
-    resp = forest_server.client.post(
-        "/predict", content=json.dumps({"features": features}), headers={"content-type": "application/json"}
-    )
+    items = [(k, json.dumps(v)) for k, v in features.items()]
+    resp = _post(forest_server, "/predict", _encode("/predict", items))
     _check(resp)
     valid = set(features) == set(kit.FEATURES) and all(
         (type(v) is float and math.isfinite(v) and abs(v) <= MAX_ABS_FLOAT)
@@ -231,12 +257,47 @@ def test_fuzz_feature_values(forest_server, kit, data):
     assert (resp.status_code == 200) == valid, resp.text
     if resp.status_code == 200:
         assert 0.0 <= resp.json()["prediction"] <= 1.0
+    # the same row through the other routes: the same status and, for a value, the same message
+    for route in ROUTES[1:]:
+        other = _post(forest_server, route, _encode(route, items))
+        _check(other, route)
+        assert other.status_code == resp.status_code, (route, resp.text, other.text)
+        if resp.status_code == 200:
+            assert other.json() == (
+                {"predictions": [resp.json()["prediction"]]}
+                if route == "/invocations"
+                else other.json()
+                | {"outputs": [other.json()["outputs"][0] | {"data": [resp.json()["prediction"]]}]}
+            )
+        elif set(features) == set(kit.FEATURES) and not any(type(v) is list for v in features.values()):
+            assert _error(other, route).removeprefix(PREFIX[route]) == resp.json()["error"].removeprefix(
+                PREFIX["/predict"]
+            ), route
 
 
 @FUZZ
 @given(
     method=st.sampled_from(["GET", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]),
-    path=st.sampled_from(["/predict", "/metrics", "/healthz", "/readyz", "/model", "/", "/x/../predict"]),
+    path=st.sampled_from(
+        [
+            "/predict",
+            "/metrics",
+            "/healthz",
+            "/readyz",
+            "/model",
+            "/",
+            "/x/../predict",
+            "/invocations",
+            "/ping",
+            "/version",
+            "/v2",
+            "/v2/health/ready",
+            "/v2/models/shared-forest",
+            V2,
+            "/v2/models/shared-forest/versions/1/ready",
+            "/v2/models/x/versions/",
+        ]
+    ),
 )
 def test_fuzz_methods_and_paths(forest_server, method, path):
     resp = forest_server.client.request(method, path)

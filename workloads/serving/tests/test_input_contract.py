@@ -63,7 +63,7 @@ def test_a_value_beyond_float32_is_a_named_422(inproc_server, kit):
 
 def _invalid_scores(server) -> float:
     text = server.client.get("/metrics").text
-    found = re.search(r'^model_invalid_scores_total\{model="inproc"\} (\S+)$', text, re.M)
+    found = re.search(r'^model_invalid_scores_total\{model="inproc",route="/predict"\} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
 
 

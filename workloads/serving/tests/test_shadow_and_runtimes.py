@@ -41,13 +41,24 @@ def test_shadow_mode_scores_challenger_in_background(mlflow_server, start_server
 
     rows = [kit.row(i, seed=21) for i in range(40)]
     preds = []
-    for r in rows:
-        resp = srv.predict({"features": r})
-        assert resp.status_code == 200
-        body = resp.json()
-        assert set(body) == {"model", "model_version", "prediction"}  # nothing from the challenger
-        assert body["model_version"] == v1
-        preds.append(body["prediction"])
+    for i, r in enumerate(rows):  # every route is shadow-scored: /predict, /invocations, the v2 route
+        if i % 3 == 0:
+            resp = srv.predict({"features": r})
+            assert resp.status_code == 200
+            body = resp.json()
+            assert set(body) == {"model", "model_version", "prediction"}  # nothing from the challenger
+            assert body["model_version"] == v1
+            preds.append(body["prediction"])
+        elif i % 3 == 1:
+            resp = srv.client.post("/invocations", json={"dataframe_records": [r]})
+            assert resp.status_code == 200 and list(resp.json()) == ["predictions"]
+            preds.append(resp.json()["predictions"][0])
+        else:
+            inputs = [{"name": k, "datatype": "FP64", "shape": [1], "data": [v]} for k, v in r.items()]
+            resp = srv.client.post(f"/v2/models/{name}/infer", json={"inputs": inputs})
+            assert resp.status_code == 200 and resp.json()["model_version"] == v1
+            assert [o["name"] for o in resp.json()["outputs"]] == ["output-0"]
+            preds.append(resp.json()["outputs"][0]["data"][0])
     frame = pd.DataFrame(rows)
     np.testing.assert_allclose(preds, champion.predict_proba(frame)[:, 1], atol=1e-5)
 

@@ -133,12 +133,20 @@ def test_instances_limit_and_index():
         V.parse({"instances": [ok, {"a": 1.0, "b": 1.0, "flag": True}]})
 
 
-def test_canonical_form_ignores_key_order_and_int_float_spelling():
+def test_cache_keys_are_the_row_as_the_runtime_sees_it():
+    """Key order, 1 vs 1.0 and the route do not matter; float32 values the ONNX runtime cannot tell apart share
+    a key (JSON 0.1 and a binary FP32 tensor's 0.1), the float64 pyfunc runtime keeps them apart."""
+    cache = RedisCache("redis://127.0.0.1:1/0", None, 60, 0.05, 0.05, 30, "p")
     r1, _ = V.parse({"features": {"a": 1, "b": 0.1, "n": 2, "flag": False}})
     r2, _ = V.parse({"features": {"flag": False, "n": 2, "b": 0.1, "a": 1.0}})
     r3, _ = V.parse({"features": {"flag": False, "n": 2, "b": 0.1000001, "a": 1.0}})
-    assert V.canonical(r1[0]) == V.canonical(r2[0]) == "a=1.0;b=0.1;flag=0;n=2"
-    assert V.canonical(r3[0]) != V.canonical(r1[0])
+    f32 = float(np.float32(0.1))  # what a binary FP32 tensor of 0.1 reads as: 0.10000000149011612
+    r4 = [[f32, 1.0, 2, 0]]
+    k32 = [cache.keys("7", r, np.float32)[0] for r in (r1, r2, r3, r4)]
+    assert k32[0] == k32[1] == k32[3] != k32[2]
+    assert k32[0].startswith("p:7:") and cache.keys("8", r1, np.float32)[0] != k32[0]  # versions never share
+    k64 = [cache.keys("7", r, np.float64)[0] for r in (r1, r2, r4)]
+    assert k64[0] == k64[1] != k64[2]
 
 
 # ---------------------------------------------------------------- cache breaker
@@ -340,9 +348,10 @@ def _contract() -> dict[str, tuple[str, set[str]]]:
 
 def test_exported_metrics_match_the_contract_exactly():
     contract = _contract()
-    assert len(contract) == 9
+    assert len(contract) == 10
     m = Metrics("m", (0.0, 1.0))
-    m.observe_request(200, "3", 0.002)
+    m.observe_request("/invocations", 200, "3", 0.002)
+    m.invalid_scores.labels("m", "/predict").inc()
     m.observe_inputs(("f0", "f1"), [[0.5, 2.0], [-1.0, 0.0]], [0.2, 0.9])
     m.cache_hit.inc()
     m.batch_child.observe(2)

@@ -16,6 +16,7 @@ from mlops_infra.components.k8s.cluster import ClusterHandle
 from mlops_infra.components.k8s.security import restricted_container_security, restricted_pod_security
 
 PORT = 8080
+READY_PATH, LIVE_PATH = "/v2/health/ready", "/v2/health/live"
 RUN_AS_USER = 10001
 FIRST_PAUSE, PAUSE = "2m", "5m"
 SCRAPE_LABEL = {"mlops/scrape": "model-server"}
@@ -125,14 +126,16 @@ def pod_template(args: ModelServingArgs, labels: dict[str, str]) -> dict[str, An
                 "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
                 "env": server_env(args),
                 "resources": resources,
+                # The Open Inference Protocol's health endpoints, which the server answers like /readyz and /healthz
+                # (ready: 200 once a model is loaded, else 503; live: 200 while the process serves requests).
                 "startupProbe": {
-                    "httpGet": {"path": "/readyz", "port": "http"},
+                    "httpGet": {"path": READY_PATH, "port": "http"},
                     "periodSeconds": 5,
                     "failureThreshold": 60,
                 },
-                "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
+                "readinessProbe": {"httpGet": {"path": READY_PATH, "port": "http"}, "periodSeconds": 5},
                 "livenessProbe": {
-                    "httpGet": {"path": "/healthz", "port": "http"},
+                    "httpGet": {"path": LIVE_PATH, "port": "http"},
                     "periodSeconds": 10,
                     "failureThreshold": 3,
                 },

@@ -351,7 +351,8 @@ def _pick_instance(names: Sequence[str], spot: bool, pricer: _Pricer) -> pricing
 
 
 def _instance_item(r: PricedResource, found: pricing.Quote, nodes: Range, note: str) -> CostItem:
-    cloud = r.type.split(":", 1)[0]
+    itype = catalog.find_instance(found.name)
+    cloud = itype.cloud if itype is not None else r.type.split(":", 1)[0]  # a NodePool is a kubernetes type
     sku = f"{cloud}:{found.name}:{'spot' if found.spot else 'on-demand'}"
     if found.hourly is None:
         return _unpriced(r, sku, nodes, found.unpriced, note=note)
