@@ -125,8 +125,10 @@ checkov: setup
 
 test: lint typecheck unit checkov wheel-test lowest-sdk
 
+# Side by side with a baseline revision in the same run (BASELINE=<git ref> to choose it; default: main before
+# the speed-ups of issue 15).
 bench-plan: setup
-	$(BIN)/python bench/bench_plan.py
+	$(BIN)/python bench/bench_plan.py $(if $(BASELINE),--baseline $(BASELINE))
 
 bench-serving: setup tools
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python workloads/serving/bench/run.py

@@ -10,6 +10,7 @@ values.yaml and pod templates at the version we pin). Helm merges maps key by ke
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -236,6 +237,20 @@ def chart_pods(release: Resource) -> Iterator[PodTemplate]:
         )
 
 
+@functools.lru_cache(maxsize=256)
+def _parsed_manifest(text: str) -> Any:
+    """The same manifests recur in every stack `check` evaluates: parse each text once per process."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return None
+
+
+def _manifest(text: str) -> Any:
+    """A private copy of the parsed manifest (None: not YAML), so no caller can change the cached one."""
+    return copy.deepcopy(_parsed_manifest(text))
+
+
 def _embedded_workloads(configmap: Resource) -> Iterator[PodTemplate]:
     """Workload manifests stored in a ConfigMap (a Job template a controller or trigger instantiates)."""
     namespace = namespace_of(configmap) or "default"
@@ -243,10 +258,7 @@ def _embedded_workloads(configmap: Resource) -> Iterator[PodTemplate]:
     for key, text in data.items() if isinstance(data, Mapping) else []:
         if not isinstance(text, str) or "kind:" not in text:
             continue
-        try:
-            doc = yaml.safe_load(text)
-        except yaml.YAMLError:
-            continue
+        doc = _manifest(text)
         if not isinstance(doc, Mapping) or doc.get("kind") not in K8S_WORKLOAD_KINDS:
             continue
         kind = str(doc["kind"])

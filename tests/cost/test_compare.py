@@ -123,6 +123,11 @@ def test_against_git_ref_runs_the_base_revision(
     code, out, err = _run(capsys, "cost", "prod", "--compare", "HEAD", "--json")
     assert code == 0, err
     diff = json.loads(out)
+    # Again: the base comes from the cache (tooling/base_cache.py), with exactly the same figures.
+    [entry] = (repo / ".mlops-infra-cache" / "base-plans").glob("*.json")
+    code, again, err = _run(capsys, "cost", "prod", "--compare", "HEAD", "--json")
+    assert code == 0 and again == out, err
+    assert [entry] == list((repo / ".mlops-infra-cache" / "base-plans").glob("*.json"))
     code, out, _ = _run(capsys, "cost", "prod", "--json")
     _check_gpu_delta(diff, _gpu_disk_gb(json.loads(out), new_max))
 

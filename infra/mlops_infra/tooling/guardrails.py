@@ -10,15 +10,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # imported where used: building the parser (and `--version`) needs none of them
+    from rich.console import Console
 
-from mlops_infra.components import catalog
-from mlops_infra.platform.config import ConfigError, Problem
-from mlops_infra.tooling.cost.estimator import Estimate, Usage, UsageError, estimate_plan, load_usage
-from mlops_infra.tooling.plan import Plan
+    from mlops_infra.tooling.cost.estimator import Estimate, Usage
+    from mlops_infra.tooling.plan import Plan
 
 EXIT_OK, EXIT_VIOLATION, EXIT_INVALID = 0, 1, 2
 
@@ -35,6 +33,8 @@ def policies_runner() -> ModuleType:
 
 
 def _usage(path: str | None) -> Usage | None:
+    from mlops_infra.tooling.cost.estimator import UsageError, load_usage
+
     if path is None:
         return None
     try:
@@ -48,6 +48,8 @@ def violations_json(plan: Plan) -> list[dict[str, Any]]:
 
 
 def add_to_plan_document(plan: Plan, document: dict[str, Any]) -> dict[str, Any]:
+    from mlops_infra.tooling.cost.estimator import estimate_plan
+
     document["cost"] = estimate_plan(plan).to_json()
     document["violations"] = violations_json(plan)
     return document
@@ -70,6 +72,8 @@ def _register_catalog(path: str | None) -> None:
     """`cost --catalog FILE`: a team's own machine types, known before the stack is read."""
     if path is None:
         return
+    from mlops_infra.components import catalog
+
     try:
         catalog.register_instance_file(Path(path))
     except catalog.CatalogDataError as exc:
@@ -77,6 +81,8 @@ def _register_catalog(path: str | None) -> None:
 
 
 def print_estimate(plan: Plan, result: Estimate, out: Console) -> None:
+    from rich.table import Table
+
     region = result.region or "unknown"
     table = Table(title=f"{plan.stack}: monthly cost (USD, 730 h/month), region {region}")
     for column in ("resource", "sku", "qty min/exp/max", "unit price", "min", "expected", "max"):
@@ -123,6 +129,8 @@ def print_estimate(plan: Plan, result: Estimate, out: Console) -> None:
 
 
 def cmd_cost(args: argparse.Namespace, out: Console, plan_of: Callable[[str], Plan]) -> int:
+    from mlops_infra.tooling.cost.estimator import estimate_plan
+
     usage = _usage(args.usage)
     _register_catalog(getattr(args, "catalog", None))
     plan = plan_of(args.stack)
@@ -142,6 +150,8 @@ def cmd_cost(args: argparse.Namespace, out: Console, plan_of: Callable[[str], Pl
 
 def _cost_compare(args: argparse.Namespace, out: Console, plan: Plan, result: Estimate) -> int:
     """`cost --compare BASE`: head minus base per resource and in total (cost/compare.py)."""
+    from rich.table import Table
+
     from mlops_infra.tooling.cost import compare
 
     try:
@@ -206,6 +216,10 @@ def cmd_check(
     stack_files: Callable[[Sequence[str]], list[Path]],
     evaluate: Callable[[Path], Plan],
 ) -> int:
+    from rich.table import Table
+
+    from mlops_infra.platform.config import ConfigError, Problem
+
     runner = policies_runner()
     from mlops_policies.settings import PolicyConfigError, load_config
 

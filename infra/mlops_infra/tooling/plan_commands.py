@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:  # building the parser needs neither
+    from rich.console import Console
 
-from mlops_infra.tooling.plan import Plan
+    from mlops_infra.tooling.plan import Plan
 
 FORMATS = ("text", "markdown", "dot", "svg")
 

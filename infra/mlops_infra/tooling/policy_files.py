@@ -14,12 +14,14 @@ import argparse
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from mlops_infra.platform.config import ConfigError, Problem, StackConfig, load_stack, stack_name
 from mlops_infra.tooling.project import project_root, shown
+
+if TYPE_CHECKING:  # building the parser needs neither
+    from rich.console import Console
+
+    from mlops_infra.platform.config import StackConfig
 
 EXIT_OK, EXIT_STALE = 0, 1
 REGENERATE = "make policy-config"
@@ -44,6 +46,8 @@ def cmd_policy_config(
     args: argparse.Namespace, out: Console, stack_files: Callable[[Sequence[str]], list[Path]]
 ) -> int:
     """Write each stack's file, or with `--check` only report the ones that differ (exit 1)."""
+    from mlops_infra.platform.config import ConfigError, Problem, load_stack, stack_name
+
     problems: list[Problem] = []
     expected: dict[Path, str] = {}
     for path in stack_files(args.stacks):

@@ -16,9 +16,10 @@ import re
 import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+if TYPE_CHECKING:  # building the parser does not need it
+    from rich.console import Console
 
 MARKER = re.compile(r"<!-- mlops-infra[\w:.@/-]* -->")
 REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
