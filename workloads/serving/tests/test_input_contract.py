@@ -93,7 +93,8 @@ def test_a_huge_integer_literal_is_out_of_range_by_name(inproc_server, kit, digi
     assert resp.status_code == 422, resp.text
     err = resp.json()["error"]
     assert "'f7'" in err and "out of range" in err
-    assert "(4300 digits)" not in err and "set_int_max_str_digits" not in err  # nothing about the interpreter's own limit
+    # nothing about the interpreter's own limit
+    assert "(4300 digits)" not in err and "set_int_max_str_digits" not in err
     resp = inproc_server.post(text.replace("9" * digits, "-" + "9" * digits))
     assert resp.status_code == 422 and "'f7'" in resp.json()["error"]
 
