@@ -308,6 +308,42 @@ def test_batcher_bounded_queue_and_errors_propagate():
     assert all(isinstance(r, ValueError) for r in asyncio.run(run()))
 
 
+def test_batcher_runs_cheap_batches_inline_and_dear_ones_on_the_thread():
+    """After the first batch (always on the thread, to learn the cost), a model whose batch costs under
+    INLINE_BELOW_SECONDS is scored on the event loop's thread; a slow one stays on the inference thread;
+    errors reach the callers either way."""
+    import threading
+
+    where: dict[str, list[str]] = {"cheap": [], "dear": []}
+
+    def make(tag, seconds):
+        def f(x):
+            where[tag].append(threading.current_thread().name)
+            time.sleep(seconds)
+            if x[0][0] < 0:
+                raise ValueError("bad row")
+            return x.sum(axis=1)
+
+        return f
+
+    async def run():
+        loop_thread = threading.current_thread().name
+        with ThreadPoolExecutor(1, thread_name_prefix="inference") as ex:
+            b = MicroBatcher(max_batch=8, max_queue_rows=100, executor=ex)
+            cheap, dear = _model(make("cheap", 0), "1"), _model(make("dear", 0.01), "2")
+            for _ in range(3):
+                assert list(await b.submit(cheap, [[1.0, 2.0]])) == [3.0]
+                assert list(await b.submit(dear, [[1.0, 2.0]])) == [3.0]
+            with pytest.raises(ValueError, match="bad row"):
+                await b.submit(cheap, [[-1.0, 0.0]])
+        return loop_thread
+
+    loop_thread = asyncio.run(run())
+    assert where["cheap"][0].startswith("inference")  # learning its cost
+    assert where["cheap"][1:] == [loop_thread] * 3
+    assert all(name.startswith("inference") for name in where["dear"])
+
+
 def test_batcher_never_mixes_model_versions():
     seen: list[tuple[str, int]] = []
 
