@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -26,3 +28,27 @@ def reference_plan(stack: str) -> Plan:
 
 def load_stack_doc(stack: str) -> dict[str, Any]:
     return copy.deepcopy(yaml.safe_load((STACKS / f"Pulumi.{stack}.yaml").read_text()))
+
+
+def git(repo: Path, *args: str) -> str:
+    """git in `repo` with a fixed identity (a CI runner has none); stdout."""
+    return subprocess.run(
+        ["git", "-c", "user.name=ci-test", "-c", "user.email=ci-test@example.invalid", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def committed_project_copy(repo: Path) -> Path:
+    """The project's program, policies, stacks and workloads copied to `repo` and committed as one revision:
+    a base for `--compare REF` that this tree's later edits cannot reach."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("infra", "policies", "stacks", "monitoring", "workloads"):
+        shutil.copytree(ROOT / name, repo / name, ignore=ignore)
+    shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    return repo

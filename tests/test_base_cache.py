@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,25 +12,17 @@ import pytest
 
 from mlops_infra.tooling import base_cache, base_plan
 
+from plan_support import git
+
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=ci-test", "-c", "user.email=ci-test@example.invalid", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
 
 
 def _commit(repo: Path, files: dict[str, str], message: str) -> None:
     for name, text in files.items():
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_text(text)
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", message)
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", message)
 
 
 @pytest.fixture
@@ -39,7 +30,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A repository whose base "evaluation" reports what it read from the exported revision, counting runs."""
     root = tmp_path / "repo"
     root.mkdir()
-    _git(root, "init", "-q")
+    git(root, "init", "-q")
     _commit(
         root,
         {
@@ -88,11 +79,11 @@ def test_a_hit_returns_the_evaluated_document_without_evaluating(repo: Path) -> 
     assert first.document["context"] == str(repo.resolve() / "workloads" / "serving")
     assert len(_entries(repo)) == 1
     assert (repo / base_cache.DIRECTORY / ".gitignore").read_text() == "*\n"
-    assert "cache" not in _git(repo, "status", "--porcelain", "--untracked-files=all")
+    assert "cache" not in git(repo, "status", "--porcelain", "--untracked-files=all")
     # Another stack, or the same stack by another ref naming the same commit, is its own / the same entry.
     base_plan.load_base("HEAD", "prod")
     assert base_plan.load_base("HEAD", "prod").label == "HEAD (no such stack)"
-    head = _git(repo, "rev-parse", "HEAD").strip()
+    head = git(repo, "rev-parse", "HEAD").strip()
     assert base_plan.load_base(head, "dev").document == first.document
     assert _runs() == ["HEAD"] and len(_entries(repo)) == 2, "a stack the base lacks is cached as such"
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from mlops_infra.tooling.cost.compare import CompareError, compare, to_markdown
 from mlops_infra.tooling.cost.estimator import HOURS_PER_MONTH
 from mlops_infra.tooling.plan import Plan
 
-from plan_support import ROOT, load_stack_doc
+from plan_support import ROOT, committed_project_copy, git, load_stack_doc
 
 GPU_GROUP = "gpu-a10g"
 EXTRA_NODES = 4
@@ -96,27 +95,12 @@ def test_against_saved_plan_json_delta_is_catalog_price_difference(
     assert "Budget 16,000.00 USD (max):" in md
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=ci-test", "-c", "user.email=ci-test@example.invalid", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_against_git_ref_runs_the_base_revision(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     repo = tmp_path / "repo"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("infra", "policies", "stacks", "monitoring", "workloads"):
-        shutil.copytree(ROOT / name, repo / name, ignore=ignore)
-    shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
-    _git(repo, "init", "-q")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "base")
+    committed_project_copy(repo)
     new_max = _write_prod_copy(repo / "stacks" / "Pulumi.prod.yaml")
     monkeypatch.chdir(repo)
 
@@ -135,7 +119,7 @@ def test_against_git_ref_runs_the_base_revision(
     (repo / "infra" / "mlops_infra" / "platform" / "stack.py").write_text(
         "raise SystemExit('base code ran')\n"
     )
-    _git(repo, "commit", "-q", "-am", "broken program")
+    git(repo, "commit", "-q", "-am", "broken program")
     (repo / "infra" / "mlops_infra" / "platform" / "stack.py").write_text(
         (ROOT / "infra/mlops_infra/platform/stack.py").read_text()
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from mlops_infra.tooling.cli import main, plan_document
 from mlops_infra.tooling.cost import compare
 from mlops_infra.tooling.plan import Plan
 
-from plan_support import ROOT, load_stack_doc, reference_plan
+from plan_support import ROOT, committed_project_copy, load_stack_doc, reference_plan
 
 GOLDEN = Path(__file__).parent / "golden" / "plan-compare-prod-serving-replicas.md"
 ROLLOUT = "kubernetes:argoproj.io/v1alpha1:Rollout"
@@ -143,15 +142,6 @@ def test_cli_against_a_saved_plan_text_json_and_markdown(
     assert "#### Monthly cost of `prod` vs `main.json`" in out
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=ci-test", "-c", "user.email=ci-test@example.invalid", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
 def test_against_a_git_ref_the_base_runs_its_own_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
@@ -160,13 +150,7 @@ def test_against_a_git_ref_the_base_runs_its_own_code(
     import yaml
 
     repo = tmp_path / "repo"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("infra", "policies", "stacks", "monitoring", "workloads"):
-        shutil.copytree(ROOT / name, repo / name, ignore=ignore)
-    shutil.copy(ROOT / "Pulumi.yaml", repo / "Pulumi.yaml")
-    _git(repo, "init", "-q")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "-q", "-m", "base")
+    committed_project_copy(repo)
     doc = load_stack_doc("prod")
     _double_serving(doc["config"])
     (repo / "stacks" / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
